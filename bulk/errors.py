@@ -1,0 +1,52 @@
+"""Exceptions raised by bulk.
+
+The CLI turns each into one line on stderr and an exit code; no traceback unless ``--debug``::
+
+    BulkError                 base class; exit_code 1
+    ├── UsageError            bad option or option combination; exit 2, nothing sent
+    ├── InputError            the input file cannot be used (missing, unreadable, bad header); exit 2
+    ├── LedgerError           the ledger cannot be used (other target, locked, unwritable); exit 2
+    │   └── LedgerWriteError  writing the ledger failed mid-run (disk full, read-only); exit 3
+    └── TargetError           systemic failure of the service (credentials, permissions,
+                              endpoint unreachable); exit 3, unsent rows stay pending
+
+Messages name the file, row, column and value involved.
+"""
+
+from __future__ import annotations
+
+
+class BulkError(Exception):
+    """Base class of every error bulk reports to a user."""
+
+    exit_code = 1
+
+
+class UsageError(BulkError):
+    """An option or a combination of options is wrong."""
+
+    exit_code = 2
+
+
+class InputError(BulkError):
+    """The input file cannot be used: missing, empty, unreadable, or a bad header."""
+
+    exit_code = 2
+
+
+class LedgerError(BulkError):
+    """The ledger cannot be used for this run: another target or input, or locked by a run."""
+
+    exit_code = 2
+
+
+class LedgerWriteError(LedgerError):
+    """Writing to the ledger failed during a run (disk full, read-only file system)."""
+
+    exit_code = 3
+
+
+class TargetError(BulkError):
+    """The service cannot be used at all: bad credentials, no permission, endpoint unreachable."""
+
+    exit_code = 3

@@ -1,0 +1,99 @@
+"""Data that crosses stages: small frozen records."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES = ("pinpoint-email", "sesv2")
+
+
+class Status(enum.StrEnum):
+    """What happened to a row; the ``status`` field of a ledger record."""
+
+    CREATED = "created"  # the service created it (also after an ambiguous attempt)
+    EXISTS = "exists"  # it existed before this run touched it
+    INVALID = "invalid"  # rejected before sending, or by the service as a bad request
+    FAILED = "failed"  # gave up: permanent error, retries exhausted, quota stop
+    DELETED = "deleted"  # removed by rollback
+
+    @property
+    def settled(self) -> bool:
+        """A settled row is never sent again by a resumed run (``invalid`` only while unchanged)."""
+        return self in SETTLED
+
+
+SETTLED = frozenset({Status.CREATED, Status.EXISTS, Status.INVALID})
+
+
+@dataclass(frozen=True, order=True)
+class Lane:
+    """One stream of calls with its own rate limit: service + profile (account) + Region."""
+
+    service: str
+    region: str
+    profile: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.service}/{self.profile or 'default'}/{self.region}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One data row as read from the input file, before validation.
+
+    ``number`` is the 1-based data row number (the header is not counted). ``values`` maps
+    each column of the file to its cell; an empty cell is ``None``. CSV cells are strings,
+    Parquet cells are native Python values.
+    """
+
+    number: int
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A validated row, ready to send: the ``CreateConfigurationSet`` keyword arguments.
+
+    ``digest`` is a stable hash of ``request`` and ``lane``: the ledger keeps it so a resumed
+    run can tell a row the user changed from one it already handled.
+    """
+
+    number: int
+    name: str
+    lane: Lane
+    request: Mapping[str, Any]
+    digest: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one row: one ledger record."""
+
+    row: int
+    name: str
+    status: Status
+    lane: Lane
+    digest: str
+    code: str | None = None
+    message: str = ""
+    attempts: int = 0
+    latency_ms: float | None = None
+    request_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run sends its calls; a ledger is bound to one target and one input file name.
+
+    ``endpoint`` is ``None`` for AWS's own endpoint and ``"emulator"`` for ``--emulator``
+    (whose port changes every run).
+    """
+
+    service: str
+    region: str
+    profile: str | None = None
+    endpoint: str | None = None
