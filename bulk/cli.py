@@ -1,0 +1,198 @@
+"""The command line: parses options, calls the library, turns errors into one line and an exit code.
+
+click gives subcommands, typed and validated options, and ``--help`` text from one
+declaration per option; usage mistakes exit 2 as the contract says.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from bulk.engine import provision
+from bulk.errors import BulkError, UsageError
+from bulk.models import SERVICES
+from bulk.progress import Display, render_summary, safe
+from bulk.settings import Settings
+from bulk.summary import RunStats, Summary
+
+EMULATOR_HINT = "the embedded emulator (no AWS account needed)"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"bulk: error: {safe(message)}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bulk")
+def main() -> None:
+    """Provision email configuration sets (Pinpoint Email, SES v2) at the service's limit."""
+
+
+@main.command("provision")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
+@click.option("--service", type=click.Choice(SERVICES), default="pinpoint-email", show_default=True)
+@click.option("--region", default=None, help="AWS Region [profile's, AWS_REGION, us-east-1].")
+@click.option("--profile", default=None, help="AWS profile for rows without a Profile column.")
+@click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS.")
+@click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}.")
+@click.option(
+    "--emulator-rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="With --emulator: the emulator's CreateConfigurationSet limit (requests/s).",
+)
+@click.option(
+    "--emulator-burst", type=int, default=1, show_default=True, help="With --emulator: its burst."
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Most requests/s per lane; the engine adapts below it on 429s. 0 turns it off.",
+)
+@click.option("--burst", type=int, default=1, show_default=True, help="Token bucket size.")
+@click.option("--concurrency", type=int, default=16, show_default=True, help="Calls in flight.")
+@click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per row.")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
+@click.option(
+    "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def provision_command(
+    input_path: Path,
+    emulator_rate: float,
+    emulator_burst: int,
+    debug: bool,
+    **options: Any,
+) -> None:
+    """Create one configuration set per row of INPUT (CSV or Parquet).
+
+    Every row's result goes to the ledger; running the same command again resumes.
+    Exit codes: 0 all created or existing, 1 some rows invalid or failed (or a quota
+    stop), 2 usage or input-file error, 3 aborted on a systemic error, 130 interrupted.
+    """
+    command = shlex.join(["bulk", *sys.argv[1:]])
+    try:
+        if options["emulator"] and options["endpoint_url"]:
+            raise UsageError("--emulator and --endpoint-url cannot be used together")
+        options["region"] = options["region"] or _default_region(options["profile"])
+        settings = Settings(**options)
+        summary = anyio.run(_provision, input_path, settings, emulator_rate, emulator_burst)
+    except BulkError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("bulk: interrupted before any row was sent", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+    click.echo(render_summary(summary, command=command))
+    if summary.aborted:
+        click.echo(f"bulk: error: {safe(summary.aborted)}", err=True)
+    sys.exit(summary.exit_code)
+
+
+def _default_region(profile: str | None) -> str:
+    """The Region the AWS credential chain would pick, else us-east-1."""
+    import botocore.session
+
+    try:
+        session = botocore.session.Session(profile=profile)
+        region = session.get_config_variable("region")
+    except Exception:
+        region = None
+    return str(region) if region else "us-east-1"
+
+
+async def _provision(
+    input_path: Path, settings: Settings, emulator_rate: float, emulator_burst: int
+) -> Summary:
+    display = Display()
+    async with (
+        _maybe_emulator(settings, emulator_rate, emulator_burst) as settings,
+        anyio.create_task_group() as tg,
+    ):
+
+        def on_start(stats: RunStats) -> None:
+            tg.start_soon(display.run, stats)
+
+        summary = await provision(
+            input_path,
+            settings,
+            on_start=on_start,
+            on_interrupt=display.interrupted,
+            handle_signals=True,
+        )
+        tg.cancel_scope.cancel()
+    return summary
+
+
+@asynccontextmanager
+async def _maybe_emulator(settings: Settings, rate: float, burst: int) -> AsyncIterator[Settings]:
+    """With ``--emulator``, start it in-process on a free loopback port and target it."""
+    if not settings.emulator or settings.dry_run:
+        yield settings
+        return
+    from bulk.emulator import EmulatorConfig, running_emulator
+
+    async with running_emulator(EmulatorConfig(rate=rate, burst=burst)) as emulator:
+        click.echo(
+            f"bulk: emulator at {emulator.url} (CreateConfigurationSet {rate:g}/s, burst {burst})",
+            err=True,
+        )
+        yield replace(settings, endpoint_url=emulator.url)
+
+
+@main.command("emulate")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=4566, show_default=True, help="Port (0: any free).")
+@click.option(
+    "--rate",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="CreateConfigurationSet requests/s per account and Region (0: unthrottled).",
+)
+@click.option("--burst", type=int, default=1, show_default=True, help="Token bucket size.")
+@click.option("--latency-ms", type=float, default=0.0, show_default=True, help="Added latency.")
+@click.option(
+    "--fault-rate", type=float, default=0.0, show_default=True, help="Share of creates failing 500."
+)
+@click.option(
+    "--ambiguous-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of creates stored, then answered 500 or dropped.",
+)
+@click.option("--max-sets", type=int, default=None, help="Quota: LimitExceeded past this count.")
+@click.option("--seed", type=int, default=None, help="Seed for repeatable faults.")
+def emulate_command(host: str, port: int, **options: Any) -> None:
+    """Run a local Pinpoint Email / SES v2 endpoint that throttles and fails like AWS.
+
+    It accepts any SigV4 signature without checking it. Point clients at the printed URL.
+    """
+    from bulk.emulator import EmulatorConfig, serve_forever
+
+    serve_forever(EmulatorConfig(**options), host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,462 @@
+"""The pipeline: reader → workers → one ledger writer, bounded at every step.
+
+::
+
+    reader (thread: polars + validation + resume lookup)
+        │ invalid rows ─────────────────────────────┐
+        ▼ rows to send (bounded stream)             ▼
+    workers × concurrency ── lane limiter ── target ──► outcomes (bounded stream) ──► ledger
+
+Invariants:
+- every row of the input ends this run in exactly one of: skipped (settled earlier), recorded
+  (one ledger record), or pending (not sent: interrupt, quota stop, abort);
+- every attempt, first or retry, takes a token from its lane's limiter;
+- only the writer task touches the ledger, so records are never interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from bulk.errors import BulkError, LedgerWriteError, TargetError
+from bulk.ledger import Ledger, Prior
+from bulk.limiter import AdaptiveLimiter
+from bulk.models import Lane, Outcome, Row, Status, Target
+from bulk.retry import RetryPolicy
+from bulk.settings import Settings
+from bulk.source import open_source
+from bulk.summary import RunStats, Summary
+from bulk.target import CallKind, CallResult, ClientSettings, TargetPool
+from bulk.validate import Validator
+
+# Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
+EMULATOR_CREDENTIALS = ("AKIDBULKEMULATOR", "bulk-emulator-not-a-secret")
+
+_READ_BATCH = 256  # rows validated per hop into the reader thread
+_SYNC_INTERVAL = 1.0  # seconds between ledger fsyncs
+_RATE_RECORD_INTERVAL = 30.0  # seconds between learned-rate records
+_DRAIN_TIMEOUT = 15.0  # bounded wait for in-flight calls after an interrupt
+
+
+@dataclass
+class _LaneState:
+    """A lane's live parts: its client, its limiter, and whether its quota is used up."""
+
+    lane: Lane
+    limiter: AdaptiveLimiter
+    quota_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class _Send:
+    row: Row
+    prior: Prior | None
+
+
+@dataclass
+class _Control:
+    """Run-wide flags the tasks share; set once, never cleared."""
+
+    stopping: anyio.Event = field(default_factory=anyio.Event)
+    interrupted: bool = False
+    abort: BulkError | None = None
+
+    def stop(self, *, interrupted: bool = False, abort: BulkError | None = None) -> None:
+        self.interrupted = self.interrupted or interrupted
+        if abort is not None and self.abort is None:
+            self.abort = abort
+        self.stopping.set()
+
+
+class Engine:
+    """One provisioning run over one input file. Use :func:`provision` rather than this."""
+
+    def __init__(
+        self,
+        input_path: Path,
+        settings: Settings,
+        *,
+        on_start: Callable[[RunStats], None] | None = None,
+        on_interrupt: Callable[[], None] | None = None,
+        handle_signals: bool = False,
+        retry_sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self.input_path = input_path
+        self.settings = settings
+        self.control = _Control()
+        self._on_start = on_start
+        self._on_interrupt = on_interrupt
+        self._handle_signals = handle_signals
+        self._quota_stops: list[str] = []
+        self._retry_sleep = retry_sleep
+        self._policy = RetryPolicy(max_attempts=settings.max_attempts)
+        self._lanes: dict[Lane, _LaneState] = {}
+
+    def target(self) -> Target:
+        """The target the ledger is bound to (the default lane's service, Region, profile)."""
+        s = self.settings
+        endpoint = "emulator" if s.emulator else s.endpoint_url
+        return Target(service=s.service, region=s.region, profile=s.profile, endpoint=endpoint)
+
+    async def run(self) -> Summary:
+        """Run to completion, interruption or abort, and return the summary."""
+        s = self.settings
+        source = open_source(self.input_path)
+        total = await anyio.to_thread.run_sync(source.count)
+        validator = Validator(s.service, region=s.region, profile=s.profile)
+        ledger_path = s.ledger_path(self.input_path)
+        ledger = Ledger.open(
+            ledger_path,
+            input_name=self.input_path.name,
+            target=self.target(),
+            settings=s.header(),
+            dry_run=s.dry_run,
+        )
+        stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
+        stats.current_rate = self._current_rate
+        with ledger:
+            async with self._targets() as pool:
+                if pool is not None:
+                    # Credentials and endpoint are proven before the first row is read.
+                    default = Lane(s.service, s.region, s.profile)
+                    await pool.get(default)
+                    self._lane(default, ledger)
+                if self._on_start is not None:
+                    self._on_start(stats)
+                await self._pipeline(source.records(), validator, ledger, pool, stats)
+            for state in self._lanes.values():
+                stats.rates[str(state.lane)] = state.limiter.rate
+                if not s.dry_run and state.limiter.rate is not None:
+                    ledger.append_rate(state.lane, state.limiter.rate)
+            summary = stats.summary(
+                interrupted=self.control.interrupted,
+                aborted=str(self.control.abort) if self.control.abort else None,
+                quota_stops=tuple(self._quota_stops),
+            )
+            if not s.dry_run:
+                ledger.append_end(summary.as_record())
+        if isinstance(self.control.abort, LedgerWriteError):
+            raise self.control.abort
+        return summary
+
+    @asynccontextmanager
+    async def _targets(self) -> AsyncIterator[TargetPool | None]:
+        s = self.settings
+        if s.dry_run:
+            yield None
+            return
+        client_settings = ClientSettings(
+            endpoint_url=s.endpoint_url,
+            timeout=s.timeout,
+            pool_size=max(s.concurrency, 10),
+            static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
+        )
+        async with AsyncExitStack() as stack:
+            yield TargetPool(client_settings, stack)
+
+    def _current_rate(self) -> float | None:
+        """The sum of the lanes' current rates (None while any lane is unlimited)."""
+        rates = [state.limiter.rate for state in self._lanes.values()]
+        if not rates or any(rate is None for rate in rates):
+            return None
+        return sum(rate for rate in rates if rate is not None)
+
+    def _lane(self, lane: Lane, ledger: Ledger) -> _LaneState:
+        state = self._lanes.get(lane)
+        if state is None:
+            s = self.settings
+            limiter = AdaptiveLimiter(
+                s.rate or None,
+                s.burst,
+                initial_rate=ledger.index.learned_rate(lane),
+                adaptive=s.adaptive,
+            )
+            state = self._lanes[lane] = _LaneState(lane, limiter)
+        return state
+
+    async def _pipeline(
+        self,
+        records: Iterator[Any],
+        validator: Validator,
+        ledger: Ledger,
+        pool: TargetPool | None,
+        stats: RunStats,
+    ) -> None:
+        s = self.settings
+        work_send, work_recv = anyio.create_memory_object_stream[_Send](s.concurrency * 2)
+        out_send, out_recv = anyio.create_memory_object_stream[Outcome](s.concurrency * 4)
+        drain_scope = anyio.CancelScope()
+        housekeeping = anyio.CancelScope()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._writer, out_recv, ledger, stats)
+            tg.start_soon(self._housekeeping, housekeeping, drain_scope)
+            async with out_send:
+                with drain_scope:
+                    async with anyio.create_task_group() as workers:
+                        for _ in range(s.concurrency):
+                            workers.start_soon(
+                                self._worker, work_recv.clone(), out_send.clone(), ledger, pool
+                            )
+                        work_recv.close()
+                        await self._reader(records, validator, ledger, work_send, out_send, stats)
+            housekeeping.cancel()
+
+    async def _housekeeping(self, scope: anyio.CancelScope, drain_scope: anyio.CancelScope) -> None:
+        """Signals (first: stop taking rows; second: exit now) and the bounded drain."""
+        with scope:
+            if self._handle_signals:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._signals)
+                    await self._drain_after_stop(drain_scope)
+            else:
+                await self._drain_after_stop(drain_scope)
+
+    async def _drain_after_stop(self, drain_scope: anyio.CancelScope) -> None:
+        await self.control.stopping.wait()
+        await anyio.sleep(_DRAIN_TIMEOUT)
+        drain_scope.cancel()
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async for _ in received:
+                if self.control.interrupted:
+                    # Second signal: leave at once. Every record already written is a whole
+                    # line, so the ledger stays readable.
+                    os._exit(130)
+                self.control.stop(interrupted=True)
+                if self._on_interrupt is not None:
+                    self._on_interrupt()
+
+    async def _reader(
+        self,
+        records: Iterator[Any],
+        validator: Validator,
+        ledger: Ledger,
+        work_send: ObjectSendStream[_Send],
+        out_send: ObjectSendStream[Outcome],
+        stats: RunStats,
+    ) -> None:
+        index = ledger.index
+
+        def next_batch() -> list[Outcome | _Send | Status]:
+            """Read and validate up to one batch; a skipped row is given as its prior status."""
+            batch: list[Outcome | _Send | Status] = []
+            for record in records:
+                item = validator.validate(record)
+                prior = index.get(item.lane, item.name)
+                if isinstance(item, Outcome):
+                    # An invalid row already recorded with the same content is settled.
+                    same = prior is not None and prior.status is Status.INVALID
+                    unchanged = same and prior is not None and prior.digest == item.digest
+                    batch.append(Status.INVALID if unchanged else item)
+                elif prior is None or prior.status is Status.FAILED:
+                    batch.append(_Send(item, prior))
+                elif prior.status in (Status.CREATED, Status.EXISTS):
+                    if prior.digest != item.digest:
+                        stats.note_drift(item.name, item.number)
+                    batch.append(prior.status)
+                elif prior.status is Status.INVALID and prior.digest == item.digest:
+                    batch.append(Status.INVALID)
+                else:
+                    # Fixed since it was invalid, or deleted by rollback: send again.
+                    batch.append(_Send(item, prior))
+                if len(batch) >= _READ_BATCH:
+                    break
+            return batch
+
+        async with work_send:
+            while not self.control.stopping.is_set():
+                batch = await anyio.to_thread.run_sync(next_batch)
+                if not batch:
+                    break
+                for item in batch:
+                    if self.control.stopping.is_set():
+                        break
+                    if isinstance(item, Status):
+                        stats.note_skip(item)
+                    elif isinstance(item, Outcome):
+                        await out_send.send(item)
+                    elif self.settings.dry_run:
+                        stats.would_send += 1
+                    else:
+                        await work_send.send(item)
+
+    async def _worker(
+        self,
+        work_recv: ObjectReceiveStream[_Send],
+        out_send: ObjectSendStream[Outcome],
+        ledger: Ledger,
+        pool: TargetPool | None,
+    ) -> None:
+        """Send rows until the work stream closes; after a stop, rows left stay pending."""
+        async with work_recv, out_send:
+            async for item in work_recv:
+                if self.control.stopping.is_set() or pool is None:
+                    continue
+                try:
+                    outcome = await self._send(item, ledger, pool)
+                except TargetError as exc:
+                    self.control.stop(abort=exc)
+                    continue
+                if outcome is not None:
+                    await out_send.send(outcome)
+
+    async def _send(self, item: _Send, ledger: Ledger, pool: TargetPool) -> Outcome | None:
+        """Send one row with retries; ``None`` leaves it pending for the next run."""
+        row = item.row
+        target = await pool.get(row.lane)
+        lane = self._lane(row.lane, ledger)
+        if lane.quota_stopped:
+            return None
+        ambiguous = item.prior is not None and item.prior.ambiguous
+        attempts = 0
+
+        async def attempt() -> CallResult:
+            nonlocal attempts, ambiguous
+            await lane.limiter.acquire()
+            attempts += 1
+            result = await target.create(row.request)
+            self._stats.note_attempt(result, retry=attempts > 1)
+            if result.kind is CallKind.THROTTLED:
+                lane.limiter.on_throttle()
+            else:
+                lane.limiter.on_success()
+            ambiguous = ambiguous or result.kind is CallKind.AMBIGUOUS
+            return result
+
+        retrying = self._policy.retrying(
+            should_stop=self.control.stopping.is_set,
+            **({"sleep": self._retry_sleep} if self._retry_sleep else {}),
+        )
+        result: CallResult = await retrying(attempt)
+        return self._outcome(row, lane, result, attempts, ambiguous)
+
+    def _outcome(
+        self, row: Row, lane: _LaneState, result: CallResult, attempts: int, ambiguous: bool
+    ) -> Outcome | None:
+        """Turn the last answer for a row into its ledger record (or leave it pending)."""
+        kind = result.kind
+        extra: dict[str, Any] = {}
+        message = result.message
+        if kind is CallKind.OK:
+            status = Status.CREATED
+        elif kind is CallKind.EXISTS:
+            # No idempotency token: after an ambiguous attempt, "already exists" means that
+            # attempt created it.
+            status = Status.CREATED if ambiguous else Status.EXISTS
+            message = "created by an earlier attempt whose answer was lost" if ambiguous else ""
+        elif kind is CallKind.BAD_REQUEST:
+            status = Status.INVALID
+        elif kind is CallKind.NOT_FOUND:
+            status = Status.FAILED
+        elif kind is CallKind.QUOTA:
+            status = Status.FAILED
+            if not lane.quota_stopped:
+                lane.quota_stopped = True
+                self._quota_stops.append(str(lane.lane))
+        elif kind is CallKind.AUTH:
+            self.control.stop(
+                abort=TargetError(
+                    f"{lane.lane}: the service refused the call ({result.code}: {message}); "
+                    "fix the credentials or permissions and run the same command to resume"
+                )
+            )
+            if not ambiguous:
+                return None
+            status = Status.FAILED
+        else:
+            if kind is CallKind.UNSENT and not ambiguous:
+                self.control.stop(
+                    abort=TargetError(
+                        f"{lane.lane}: endpoint unreachable after {attempts} attempts "
+                        f"({result.code}); check the network and run the same command to resume"
+                    )
+                )
+                return None
+            if self.control.stopping.is_set() and not ambiguous:
+                return None
+            status = Status.FAILED
+            message = f"gave up after {attempts} attempts: {message}".rstrip(": ")
+        if status is Status.FAILED and ambiguous:
+            extra["ambiguous"] = True
+        return Outcome(
+            row=row.number,
+            name=row.name,
+            status=status,
+            lane=row.lane,
+            digest=row.digest,
+            code=result.code,
+            message=message,
+            attempts=attempts,
+            latency_ms=round(result.latency_ms, 2),
+            request_id=result.request_id,
+            extra=extra,
+        )
+
+    async def _writer(
+        self, out_recv: ObjectReceiveStream[Outcome], ledger: Ledger, stats: RunStats
+    ) -> None:
+        """The only task that writes the ledger; fsyncs at intervals, off the event loop."""
+        last_sync = last_rate = time.monotonic()
+        failed = False
+        async with out_recv:
+            async for outcome in out_recv:
+                if failed:
+                    continue
+                if not self.settings.dry_run:
+                    try:
+                        ledger.append(outcome)
+                    except LedgerWriteError as exc:
+                        failed = True
+                        self.control.stop(abort=exc)
+                        continue
+                stats.note_outcome(outcome)
+                now = time.monotonic()
+                if self.settings.dry_run:
+                    continue
+                if now - last_rate >= _RATE_RECORD_INTERVAL:
+                    last_rate = now
+                    for state in self._lanes.values():
+                        if state.limiter.rate is not None:
+                            ledger.append_rate(state.lane, state.limiter.rate)
+                if now - last_sync >= _SYNC_INTERVAL:
+                    last_sync = now
+                    await anyio.to_thread.run_sync(ledger.sync)
+
+
+async def provision(
+    input_path: str | Path,
+    settings: Settings | None = None,
+    *,
+    on_start: Callable[[RunStats], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None,
+    handle_signals: bool = False,
+) -> Summary:
+    """Create one configuration set per valid row of ``input_path``; return the run's summary.
+
+    Running it again with the same ledger resumes: settled rows are skipped without a call,
+    the rest are sent. Raises :class:`~bulk.InputError`, :class:`~bulk.LedgerError` or
+    :class:`~bulk.TargetError` when nothing could be done; problems met once rows are flowing
+    (a quota stop, an interrupt, a systemic abort) are reported in the summary instead.
+    ``on_start`` receives the live :class:`RunStats` (for a progress display). With
+    ``handle_signals`` the first SIGINT/SIGTERM stops taking rows, lets in-flight calls finish
+    (bounded) and returns an interrupted summary; a second one exits the process at once.
+    """
+    engine = Engine(
+        Path(input_path),
+        settings or Settings(),
+        on_start=on_start,
+        on_interrupt=on_interrupt,
+        handle_signals=handle_signals,
+    )
+    return await engine.run()

@@ -1,0 +1,307 @@
+"""The service end of a lane: one aiobotocore client, one call, and what its answer means.
+
+Every answer or failure of ``CreateConfigurationSet`` is classified into a :class:`CallKind`;
+the retry policy and the engine decide from the kind alone, never from exception types.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    TokenRetrievalError as _TokenRetrievalError,
+)
+
+from bulk.errors import TargetError
+from bulk.models import Lane
+
+
+class CallKind(enum.Enum):
+    """What one attempt's answer means for the row and for the run."""
+
+    OK = "ok"  # 200: created by this attempt
+    EXISTS = "exists"  # AlreadyExistsException
+    BAD_REQUEST = "bad_request"  # BadRequestException and other 4xx the row caused
+    NOT_FOUND = "not_found"  # NotFoundException: permanent
+    QUOTA = "quota"  # LimitExceededException: the account's quota of sets is used up
+    THROTTLED = "throttled"  # 429: not processed, retry after slowing down
+    UNSENT = "unsent"  # connection refused / connect timeout: the request never left
+    AMBIGUOUS = "ambiguous"  # 5xx, read timeout, dropped connection: may have been created
+    AUTH = "auth"  # credentials or permission: systemic, no row can succeed
+
+    @property
+    def retryable(self) -> bool:
+        """True when another attempt at the same row can succeed."""
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset({CallKind.THROTTLED, CallKind.UNSENT, CallKind.AMBIGUOUS})
+
+# Error codes that say the caller, not the row, is wrong. 403 answers carry several codes.
+_AUTH_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "MissingAuthenticationTokenException",
+        "IncompleteSignature",
+        "AuthFailure",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """The classified answer to one attempt."""
+
+    kind: CallKind
+    code: str | None = None
+    message: str = ""
+    http_status: int | None = None
+    request_id: str | None = None
+    latency_ms: float = 0.0
+
+
+def classify_client_error(error: ClientError) -> CallResult:
+    """Map a modeled or unmodeled service error to a :class:`CallKind`."""
+    err = error.response.get("Error", {})
+    meta = error.response.get("ResponseMetadata", {})
+    code = str(err.get("Code") or "Unknown")
+    message = str(err.get("Message") or "")
+    status = meta.get("HTTPStatusCode")
+    request_id = meta.get("RequestId")
+    if code == "AlreadyExistsException":
+        kind = CallKind.EXISTS
+    elif code == "LimitExceededException":
+        # botocore calls this a throttling error; for this API it is the quota of sets.
+        kind = CallKind.QUOTA
+    elif code in ("TooManyRequestsException", "ThrottlingException") or status == 429:
+        kind = CallKind.THROTTLED
+    elif code == "NotFoundException":
+        kind = CallKind.NOT_FOUND
+    elif code in _AUTH_CODES or status in (401, 403):
+        kind = CallKind.AUTH
+    elif status is not None and status >= 500:
+        # Includes ConcurrentModificationException (500) and InternalFailure: the service
+        # may or may not have stored the set before failing.
+        kind = CallKind.AMBIGUOUS
+    else:
+        kind = CallKind.BAD_REQUEST
+    return CallResult(kind, code, message, status, request_id)
+
+
+def classify_exception(error: BaseException) -> CallResult | None:
+    """Map a transport-level failure to a :class:`CallKind`; ``None`` if it is not one."""
+    if isinstance(error, ClientError):
+        return classify_client_error(error)
+    if isinstance(error, ConnectTimeoutError):
+        return CallResult(CallKind.UNSENT, "ConnectTimeout", str(error))
+    if isinstance(error, EndpointConnectionError):
+        # A refused connect never carried the request; anything else (a reset after
+        # sending) might have.
+        inner = getattr(error, "kwargs", {}).get("error")
+        unsent = inner is None or isinstance(inner, aiohttp.ClientConnectorError)
+        kind = CallKind.UNSENT if unsent else CallKind.AMBIGUOUS
+        return CallResult(kind, "EndpointConnectionError", str(error))
+    if isinstance(error, ReadTimeoutError):
+        return CallResult(CallKind.AMBIGUOUS, "ReadTimeout", str(error))
+    if isinstance(error, ConnectionClosedError | HTTPClientError):
+        return CallResult(CallKind.AMBIGUOUS, "ConnectionClosed", str(error))
+    if isinstance(error, TimeoutError):
+        return CallResult(CallKind.AMBIGUOUS, "Timeout", "the call timed out")
+    return None
+
+
+_CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    _TokenRetrievalError,
+    NoRegionError,
+)
+
+
+def _credential_message(error: Exception, lane: Lane) -> str:
+    """One line for a credential failure raised before any request was signed."""
+    if isinstance(error, ProfileNotFound):
+        return f"AWS profile {lane.profile!r} not found; check --profile or the Profile column"
+    if isinstance(error, NoRegionError):
+        return "no AWS Region set; pass --region or set AWS_REGION"
+    return (
+        f"no usable AWS credentials for {lane} ({type(error).__name__}); "
+        "configure the credential chain (environment, profile, SSO) or use --emulator"
+    )
+
+
+class Target:
+    """One aiobotocore client for one lane; ``create`` makes exactly one attempt."""
+
+    def __init__(self, client: Any, lane: Lane, *, timeout: float) -> None:
+        self._client = client
+        self.lane = lane
+        self._timeout = timeout
+
+    async def create(self, request: Mapping[str, Any]) -> CallResult:
+        """One ``CreateConfigurationSet`` attempt, classified; never raises for service errors."""
+        start = time.perf_counter()
+        try:
+            response = await self._client.create_configuration_set(**request)
+        except _CREDENTIAL_ERRORS as exc:
+            raise TargetError(_credential_message(exc, self.lane)) from exc
+        except Exception as exc:
+            result = classify_exception(exc)
+            if result is None:
+                raise
+            return _with_latency(result, start)
+        meta = response.get("ResponseMetadata", {})
+        return _with_latency(
+            CallResult(
+                CallKind.OK,
+                http_status=meta.get("HTTPStatusCode"),
+                request_id=meta.get("RequestId"),
+            ),
+            start,
+        )
+
+    async def preflight(self) -> None:
+        """Prove credentials and endpoint with a cheap read; raise :class:`TargetError` if not.
+
+        ``ListConfigurationSets`` with ``PageSize=1`` exists in every implementation of both
+        APIs. An ``AccessDenied`` answer still proves the credentials and the endpoint: a
+        least-privilege policy may allow only the create.
+        """
+        try:
+            await self._client.list_configuration_sets(PageSize=1)
+        except _CREDENTIAL_ERRORS as exc:
+            raise TargetError(_credential_message(exc, self.lane)) from exc
+        except Exception as exc:
+            result = classify_exception(exc)
+            if result is None:
+                raise
+            if result.code in ("AccessDenied", "AccessDeniedException"):
+                return
+            if result.kind is CallKind.AUTH:
+                raise TargetError(
+                    f"{self.lane}: the service refused the credentials ({result.code}: "
+                    f"{result.message}); refresh them (aws sso login, new keys) and run again"
+                ) from exc
+            if result.kind in (CallKind.UNSENT, CallKind.AMBIGUOUS):
+                raise TargetError(
+                    f"{self.lane}: endpoint unreachable ({result.code}: {result.message}); "
+                    "check --endpoint-url, --region and the network"
+                ) from exc
+            if result.kind is not CallKind.THROTTLED:
+                raise TargetError(
+                    f"{self.lane}: pre-flight ListConfigurationSets failed "
+                    f"({result.code}: {result.message})"
+                ) from exc
+
+
+def _with_latency(result: CallResult, start: float) -> CallResult:
+    return CallResult(
+        result.kind,
+        result.code,
+        result.message,
+        result.http_status,
+        result.request_id,
+        (time.perf_counter() - start) * 1000.0,
+    )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How clients are built: endpoint, credentials source, timeouts, pool size."""
+
+    endpoint_url: str | None = None
+    timeout: float = 30.0
+    pool_size: int = 64
+    # Only set by --emulator: fixed dummy keys so no real credentials are looked up.
+    static_credentials: tuple[str, str] | None = None
+
+
+class TargetPool:
+    """One client per lane, opened on first use and proven by a pre-flight call.
+
+    Lanes appear as rows are read (``Region`` and ``Profile`` columns), so clients are made
+    lazily; a lock per lane makes sure exactly one pre-flight runs for it.
+    """
+
+    def __init__(self, settings: ClientSettings, stack: AsyncExitStack) -> None:
+        self._settings = settings
+        self._stack = stack
+        self._config = AioConfig(
+            # One retry layer only (tenacity): botocore's own retries are off.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=min(10.0, settings.timeout),
+            read_timeout=settings.timeout,
+            max_pool_connections=settings.pool_size,
+        )
+        self._sessions: dict[str | None, AioSession] = {}
+        self._targets: dict[Lane, Target] = {}
+        self._locks: dict[Lane, anyio.Lock] = {}
+
+    async def get(self, lane: Lane) -> Target:
+        """The lane's target, opening its client and running its pre-flight the first time."""
+        target = self._targets.get(lane)
+        if target is not None:
+            return target
+        lock = self._locks.setdefault(lane, anyio.Lock())
+        async with lock:
+            target = self._targets.get(lane)
+            if target is None:
+                target = await self._open(lane)
+                await target.preflight()
+                self._targets[lane] = target
+        return target
+
+    async def _open(self, lane: Lane) -> Target:
+        session = self._sessions.get(lane.profile)
+        if session is None:
+            try:
+                session = AioSession(profile=lane.profile)
+            except ProfileNotFound as exc:
+                raise TargetError(_credential_message(exc, lane)) from exc
+            self._sessions[lane.profile] = session
+        kwargs: dict[str, Any] = {}
+        if self._settings.static_credentials is not None:
+            key_id, secret = self._settings.static_credentials
+            kwargs = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
+        try:
+            client = await self._stack.enter_async_context(
+                session.create_client(
+                    lane.service,
+                    region_name=lane.region,
+                    endpoint_url=self._settings.endpoint_url,
+                    config=self._config,
+                    **kwargs,
+                )
+            )
+        except _CREDENTIAL_ERRORS as exc:
+            raise TargetError(_credential_message(exc, lane)) from exc
+        return Target(client, lane, timeout=self._settings.timeout)
