@@ -1,0 +1,193 @@
+"""Running the emulator: in the caller's loop (aiobotocore), restarted, and in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiobotocore.session import get_session
+from aiohttp import web
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError
+
+from bulk.emulator import Emulator, EmulatorConfig, EmulatorState, make_app, serve_forever
+from bulk.errors import UsageError
+
+SIGNED = {
+    "Authorization": "AWS4-HMAC-SHA256 Credential=AKIARATE/20240101/us-east-1/ses/aws4_request, "
+    "SignedHeaders=host, Signature=0",
+    "Content-Type": "application/json",
+}
+
+
+@asynccontextmanager
+async def async_client(emulator: Emulator, service: str = "sesv2") -> AsyncIterator[Any]:
+    config = Config(retries={"total_max_attempts": 1}, read_timeout=10)
+    async with get_session().create_client(
+        service,
+        endpoint_url=emulator.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAASYNC",
+        aws_secret_access_key="secret",
+        config=config,
+    ) as client:
+        yield client
+
+
+class TestRunningEmulator:
+    async def test_serves_aiobotocore_in_the_same_loop(self, emulator: Emulator) -> None:
+        assert emulator.url.startswith("http://127.0.0.1:")
+        assert emulator.config.rate == 0  # the fixture's default: unthrottled, no faults
+        async with async_client(emulator, "pinpoint-email") as client:
+            await client.create_configuration_set(
+                ConfigurationSetName="async", Tags=[{"Key": "k", "Value": "v"}]
+            )
+            got = await client.get_configuration_set(ConfigurationSetName="async")
+            assert got["Tags"] == [{"Key": "k", "Value": "v"}]
+            listed = await client.list_configuration_sets(PageSize=1)
+            assert listed["ConfigurationSets"] == ["async"]
+            with pytest.raises(client.exceptions.AlreadyExistsException):
+                await client.create_configuration_set(ConfigurationSetName="async")
+        assert emulator.stats()["created"] == 1
+
+    async def test_a_dropped_connection_reaches_aiobotocore_as_connection_closed(
+        self, emulator_factory: Callable[..., Any]
+    ) -> None:
+        config = EmulatorConfig(rate=0, ambiguous_rate=1.0, ambiguous_drop_share=1.0)
+        async with emulator_factory(config) as emulator, async_client(emulator) as client:
+            with pytest.raises(ConnectionClosedError):
+                await asyncio.wait_for(
+                    client.create_configuration_set(ConfigurationSetName="lost"), 5
+                )
+            emulator.configure(ambiguous_rate=0)
+            with pytest.raises(client.exceptions.AlreadyExistsException):
+                await client.create_configuration_set(ConfigurationSetName="lost")
+
+    async def test_restart_on_the_same_port_keeps_the_sets(
+        self, emulator_factory: Callable[..., Any]
+    ) -> None:
+        state = EmulatorState()
+        async with emulator_factory(state=state) as first, async_client(first) as client:
+            await client.create_configuration_set(ConfigurationSetName="survivor")
+            port = first.port
+        async with (
+            emulator_factory(state=state, port=port) as second,
+            async_client(second) as client,
+        ):
+            assert second.url == first.url
+            got = await client.get_configuration_set(ConfigurationSetName="survivor")
+            assert got["ConfigurationSetName"] == "survivor"
+
+    async def test_make_app_accepts_an_existing_state(self) -> None:
+        state = EmulatorState()
+        state.create(("AKIARATE", "us-east-1"), "premade", {}, max_sets=None)
+        runner = web.AppRunner(make_app(EmulatorConfig(rate=0), state))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            port = runner.addresses[0][1]
+            async with aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{port}/v2/email/configuration-sets/premade"
+                async with session.get(url, headers=SIGNED) as response:
+                    assert response.status == 200
+                    assert (await response.json())["ConfigurationSetName"] == "premade"
+        finally:
+            await runner.cleanup()
+
+    async def test_admitted_rate_is_precise_under_a_concurrent_flood(
+        self, emulator_factory: Callable[..., Any]
+    ) -> None:
+        rate, burst, duration = 100.0, 5, 1.5
+        async with emulator_factory(EmulatorConfig(rate=rate, burst=burst)) as emulator:
+            url = emulator.url + "/v2/email/configuration-sets"
+            statuses: list[int] = []
+            counter = iter(range(1_000_000))
+
+            async def flood(session: aiohttp.ClientSession, deadline: float) -> None:
+                while time.monotonic() < deadline:
+                    body = json.dumps({"ConfigurationSetName": f"f{next(counter)}"})
+                    async with session.post(url, data=body, headers=SIGNED) as response:
+                        await response.read()
+                        statuses.append(response.status)
+
+            async with aiohttp.ClientSession() as session:
+                start = time.monotonic()
+                deadline = start + duration
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(8):
+                        group.create_task(flood(session, deadline))
+                elapsed = time.monotonic() - start
+        ok = statuses.count(200)
+        assert set(statuses) == {200, 429}
+        assert statuses.count(429) > ok  # the flood really was faster than the limit
+        # never more than the bucket allows; only a little less (a busy CI loop can stall)
+        assert ok <= burst + rate * elapsed + 1
+        assert ok >= (burst + rate * duration) * 0.93
+
+
+def read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    """One line of the process's stdout, or fail after ``timeout`` seconds."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            process.kill()
+            pytest.fail(f"no output within {timeout} s")
+    return process.stdout.readline()
+
+
+class TestServeForever:
+    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+    def test_prints_its_url_and_stops_cleanly(self, signum: int) -> None:
+        code = (
+            "from bulk.emulator import EmulatorConfig, serve_forever\n"
+            "serve_forever(EmulatorConfig(rate=0, seed=1), host='127.0.0.1', port=0)\n"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            first = read_line(process, 20)
+            assert first.startswith("bulk emulator listening on http://127.0.0.1:")
+            assert first.rstrip().endswith("(Ctrl-C to stop)")
+            url = first.split()[4]
+            with urllib.request.urlopen(url + "/_emulator/stats", timeout=5) as response:
+                assert json.load(response)["config"]["seed"] == 1
+            process.send_signal(signum)
+            process.wait(timeout=10)
+            assert process.stdout is not None and process.stderr is not None
+            out, err = first + process.stdout.read(), process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 0
+        assert "Traceback" not in err
+        assert "signatures are not verified" in out
+        assert "bulk emulator stopped: 0 calls" in out
+
+    def test_a_busy_port_is_a_usage_error(self) -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{port}"):
+                serve_forever(EmulatorConfig(), host="127.0.0.1", port=port)
