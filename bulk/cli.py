@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import click
 
-from bulk.engine import provision
+from bulk.engine import provision, sole_exception
 from bulk.errors import BulkError, UsageError
 from bulk.models import SERVICES
 from bulk.progress import Display, render_summary, safe
@@ -91,7 +91,7 @@ def provision_command(
             raise UsageError("--emulator and --endpoint-url cannot be used together")
         options["region"] = options["region"] or _default_region(options["profile"])
         settings = Settings(**options)
-        summary = anyio.run(_provision, input_path, settings, emulator_rate, emulator_burst)
+        summary = _run(input_path, settings, emulator_rate, emulator_burst)
     except BulkError as exc:
         if debug:
             traceback.print_exc()
@@ -107,6 +107,19 @@ def provision_command(
     if summary.aborted:
         click.echo(f"bulk: error: {safe(summary.aborted)}", err=True)
     sys.exit(summary.exit_code)
+
+
+def _run(
+    input_path: Path, settings: Settings, emulator_rate: float, emulator_burst: int
+) -> Summary:
+    """Run the provisioning; a single error from inside task groups is raised as itself."""
+    try:
+        return anyio.run(_provision, input_path, settings, emulator_rate, emulator_burst)
+    except BaseExceptionGroup as group:
+        leaf = sole_exception(group)
+        if leaf is group:
+            raise
+        raise leaf from None
 
 
 def _default_region(profile: str | None) -> str:

@@ -115,38 +115,44 @@ class Engine:
         total = await anyio.to_thread.run_sync(source.count)
         validator = Validator(s.service, region=s.region, profile=s.profile)
         ledger_path = s.ledger_path(self.input_path)
-        ledger = Ledger.open(
-            ledger_path,
-            input_name=self.input_path.name,
-            target=self.target(),
-            settings=s.header(),
-            dry_run=s.dry_run,
-        )
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
         stats.current_rate = self._current_rate
-        with ledger:
-            async with self._targets() as pool:
-                if pool is not None:
-                    # Credentials and endpoint are proven before the first row is read.
-                    default = Lane(s.service, s.region, s.profile)
-                    await pool.get(default)
-                    self._lane(default, ledger)
+        async with self._targets() as pool:
+            if pool is not None:
+                # Credentials and endpoint are proven before the first row is read, and
+                # before the ledger is touched: a run that cannot start leaves no trace.
+                await pool.get(Lane(s.service, s.region, s.profile))
+            with Ledger.open(
+                ledger_path,
+                input_name=self.input_path.name,
+                target=self.target(),
+                settings=s.header(),
+                dry_run=s.dry_run,
+            ) as ledger:
                 if self._on_start is not None:
                     self._on_start(stats)
                 await self._pipeline(source.records(), validator, ledger, pool, stats)
-            for state in self._lanes.values():
-                stats.rates[str(state.lane)] = state.limiter.rate
-                if not s.dry_run and state.limiter.rate is not None:
-                    ledger.append_rate(state.lane, state.limiter.rate)
-            summary = stats.summary(
-                interrupted=self.control.interrupted,
-                aborted=str(self.control.abort) if self.control.abort else None,
-                quota_stops=tuple(self._quota_stops),
-            )
-            if not s.dry_run:
-                ledger.append_end(summary.as_record())
+                summary = self._finish(ledger, stats)
         if isinstance(self.control.abort, LedgerWriteError):
             raise self.control.abort
+        return summary
+
+    def _finish(self, ledger: Ledger, stats: RunStats) -> Summary:
+        """Record each lane's learned rate and the run's summary; return the summary."""
+        writable = not self.settings.dry_run and not isinstance(
+            self.control.abort, LedgerWriteError
+        )
+        for state in self._lanes.values():
+            stats.rates[str(state.lane)] = state.limiter.rate
+            if writable and state.limiter.rate is not None:
+                ledger.append_rate(state.lane, state.limiter.rate)
+        summary = stats.summary(
+            interrupted=self.control.interrupted,
+            aborted=str(self.control.abort) if self.control.abort else None,
+            quota_stops=tuple(self._quota_stops),
+        )
+        if writable:
+            ledger.append_end(summary.as_record())
         return summary
 
     @asynccontextmanager
@@ -459,4 +465,18 @@ async def provision(
         on_interrupt=on_interrupt,
         handle_signals=handle_signals,
     )
-    return await engine.run()
+    try:
+        return await engine.run()
+    except BaseExceptionGroup as group:
+        # Task groups wrap what their tasks raise; a user's error is reported as itself.
+        leaf = sole_exception(group)
+        if isinstance(leaf, BulkError):
+            raise leaf from None
+        raise
+
+
+def sole_exception(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups, else ``error``."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

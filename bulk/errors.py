@@ -4,7 +4,7 @@ The CLI turns each into one line on stderr and an exit code; no traceback unless
 
     BulkError                 base class; exit_code 1
     ├── UsageError            bad option or option combination; exit 2, nothing sent
-    ├── InputError            the input file cannot be used (missing, unreadable, bad header); exit 2
+    ├── InputError            the input file cannot be used (missing, unreadable, header); exit 2
     ├── LedgerError           the ledger cannot be used (other target, locked, unwritable); exit 2
     │   └── LedgerWriteError  writing the ledger failed mid-run (disk full, read-only); exit 3
     └── TargetError           systemic failure of the service (credentials, permissions,
