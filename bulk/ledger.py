@@ -1,0 +1,477 @@
+"""The ledger: an append-only JSONL file of what happened to every row, which a run resumes from.
+
+One file, one writer. :meth:`Ledger.open` locks the file (``flock``, non-blocking: a second
+run on the same ledger is refused), reads what earlier runs recorded into a
+:class:`~bulk.resume.ResumeIndex`, refuses a ledger bound to another target or input file,
+cuts away a line torn by a crash, then appends this run's header. Records follow, one line
+each::
+
+    {"kind":"run","run_id":"…","time":"…","bulk":"0.1.0","pid":…,"input":"tenants.csv",
+     "target":{"service":"sesv2","region":"eu-west-1","profile":null,"endpoint":null},
+     "settings":{…}}
+    {"row":1,"name":"acme","status":"created","code":null,"message":"","attempts":1,
+     "lane":"sesv2/default/eu-west-1","latency_ms":41.2,"request_id":"…","time":"…",
+     "digest":"…"}
+    {"kind":"rate","lane":"sesv2/default/eu-west-1","rate":0.97,"time":"…"}
+    {"kind":"end","run_id":"…","time":"…",…summary…}
+
+Invariants: each record is one ``os.write`` of a whole line on an ``O_APPEND`` descriptor, so
+it reaches the OS before :meth:`Ledger.append` returns and a killed process loses at most the
+rows still in flight; a crash can only tear the last line, which the next open cuts away.
+``fsync`` happens in :meth:`Ledger.sync` (the engine calls it at intervals, in a thread) and at
+:meth:`Ledger.close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import functools
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bulk.errors import LedgerError, LedgerWriteError
+from bulk.ledger_file import RunHeader, Scan, read_records, scan
+from bulk.models import Lane, Outcome, Status, Target
+from bulk.resume import ROW_LIMIT, Action, Prior, ResumeIndex
+
+__all__ = [
+    "Action",
+    "Ledger",
+    "Prior",
+    "ResumeIndex",
+    "read_records",
+    "record_to_json",
+    "redact_settings",
+]
+
+# Keys an Outcome's ``extra`` cannot override: a row record is recognised by having a status
+# and no kind.
+_ROW_KEYS = frozenset(
+    {"row", "name", "status", "code", "message", "attempts", "lane", "latency_ms"}
+    | {"request_id", "time", "digest", "kind"}
+)
+_SECRET_KEY = re.compile(
+    r"secret|token|passw|pwd|credential|access.?key|api.?key|private.?key|session|auth",
+    re.IGNORECASE,
+)
+_SECRET_VALUE = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+_RECOVER = "restore it or pass --ledger NEW"
+_OTHER_LEDGER = "pass --ledger NEW to keep this run's records in another file"
+
+
+def record_to_json(outcome: Outcome) -> str:
+    """The ledger line for ``outcome``, without its newline.
+
+    ``extra`` is merged in after the standard fields, which it cannot override. Raises
+    ``TypeError``/``ValueError`` for an outcome the ledger could not read back.
+    """
+    if not isinstance(outcome.name, str) or not isinstance(outcome.digest, str):
+        raise TypeError(f"an outcome's name and digest must be strings: {outcome!r}")
+    if not 0 <= outcome.row < ROW_LIMIT:
+        raise ValueError(f"an outcome's row must be in [0, {ROW_LIMIT}): {outcome!r}")
+    latency = outcome.latency_ms
+    record: dict[str, Any] = {
+        "row": outcome.row,
+        "name": outcome.name,
+        "status": Status(outcome.status).value,
+        "code": outcome.code,
+        "message": outcome.message,
+        "attempts": outcome.attempts,
+        "lane": str(outcome.lane),
+        "latency_ms": None if latency is None else round(latency, 2),
+        "request_id": outcome.request_id,
+        "time": _now(),
+        "digest": outcome.digest,
+    }
+    for key, value in outcome.extra.items():
+        if key not in _ROW_KEYS:
+            record[key] = value
+    return _dumps(record)
+
+
+def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` without keys that look secret (keys, tokens, passwords), at any depth.
+
+    Values that look like AWS access key ids are dropped too: the engine never passes secrets,
+    and this makes sure none reaches a file users share.
+    """
+    clean: dict[str, Any] = {}
+    for key, value in settings.items():
+        if _SECRET_KEY.search(str(key)):
+            continue
+        kept = _redact_value(value)
+        if kept is not _DROP:
+            clean[str(key)] = kept
+    return clean
+
+
+_DROP = object()
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return redact_settings(value)
+    if isinstance(value, list | tuple):
+        kept = [_redact_value(item) for item in value]
+        return [item for item in kept if item is not _DROP]
+    if isinstance(value, str) and _SECRET_VALUE.search(value):
+        return _DROP
+    return value
+
+
+class Ledger:
+    """An open ledger: the resume index of earlier runs, and the writer of this run's records.
+
+    Use :meth:`open`. ``append``, ``append_rate``, ``append_end`` and ``close`` belong to one
+    thread (the engine's event loop: each is one small ``write`` to the page cache); ``sync``
+    may run concurrently in a worker thread. With ``dry_run`` the file is only read: no lock
+    beyond a shared one, no header, and appends are ignored.
+    """
+
+    path: Path
+    index: ResumeIndex
+    run_id: str
+    dry_run: bool
+
+    def __init__(
+        self, path: Path, fd: int | None, index: ResumeIndex, end: int, *, dry_run: bool
+    ) -> None:
+        self.path = path
+        self.index = index
+        self.run_id = uuid.uuid4().hex
+        self.dry_run = dry_run
+        self._fd = fd
+        self._end = end  # file size after the last whole record this process wrote
+        self._written = 0  # records this run appended, its header not counted
+        self._dirty = False  # written since the last fsync
+        self._failed: LedgerWriteError | None = None
+        self._sync_lock = threading.Lock()  # sync() in a thread must not fsync a closed fd
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        input_name: str,
+        target: Target,
+        settings: Mapping[str, Any],
+        dry_run: bool = False,
+    ) -> Ledger:
+        """Open (or create) the ledger at ``path`` for a run reading ``input_name``.
+
+        Takes the lock, reads earlier runs into :attr:`index`, checks that the ledger belongs
+        to this input file name and target, cuts away a torn last line, and (unless
+        ``dry_run``) appends the run header with ``settings`` (secret-looking keys removed).
+        Raises :class:`LedgerError` before anything is sent if the ledger cannot be used.
+        """
+        path = Path(path)
+        fd = _open_for_read(path) if dry_run else _open_for_append(path)
+        if fd is None:  # dry run, no ledger yet
+            return cls(path, None, ResumeIndex(), 0, dry_run=True)
+        try:
+            _lock(fd, path, shared=dry_run)
+            found = _scan(fd, path)
+            _check_compatible(path, found.runs, input_name, target)
+            if not dry_run and found.end < found.size:
+                _truncate(fd, path, found.end)
+            ledger = cls(path, fd, found.index, found.end, dry_run=dry_run)
+            if not dry_run:
+                ledger._write(_header(ledger.run_id, input_name, target, settings), header=True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return ledger
+
+    @property
+    def records_written(self) -> int:
+        """Records this run appended (its header not counted)."""
+        return self._written
+
+    def append(self, outcome: Outcome) -> None:
+        """Record what happened to one row; the line reaches the OS before this returns.
+
+        An earlier run's ``ambiguous`` mark is carried onto a new ``failed`` record for the same
+        configuration set: the mark means "an attempt may have created it", and must stay until
+        a record settles the set as created, exists or deleted.
+        """
+        if (
+            outcome.status == Status.FAILED
+            and outcome.extra.get("ambiguous") is not True
+            and self.index.ambiguous(outcome.lane, outcome.name)
+        ):
+            outcome = _with_extra(outcome, ambiguous=True)
+        self._write(record_to_json(outcome))
+
+    def append_rate(self, lane: Lane, rate: float) -> None:
+        """Record the adaptive limiter's learned rate for ``lane``; a resumed run starts there."""
+        rate = float(rate)
+        if not rate >= 0 or rate == float("inf"):
+            raise ValueError(f"learned rate must be a finite number >= 0, not {rate!r}")
+        self._write(_dumps({"kind": "rate", "lane": str(lane), "rate": rate, "time": _now()}))
+
+    def append_end(self, summary: Mapping[str, Any]) -> None:
+        """Record the run's summary counts as its last record."""
+        record: dict[str, Any] = {"kind": "end", "run_id": self.run_id, "time": _now()}
+        for key, value in summary.items():
+            record.setdefault(str(key), value)
+        self._write(_dumps(record))
+
+    def sync(self) -> None:
+        """``fsync`` what was written since the last sync. Safe to call from another thread."""
+        with self._sync_lock:
+            if self._fd is None or not self._dirty:
+                return
+            self._dirty = False
+            try:
+                os.fsync(self._fd)
+            except OSError as error:
+                raise self._fail(error) from error
+
+    def close(self) -> None:
+        """Flush to disk and release the lock. Idempotent."""
+        with self._sync_lock:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return
+            try:
+                if self._dirty and self._failed is None:
+                    os.fsync(fd)
+            except OSError as error:
+                raise self._fail(error) from error
+            finally:
+                os.close(fd)  # releases the flock
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self.close()
+        except LedgerError:
+            if exc is None:
+                raise  # otherwise the original error is the one to report
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd is None else "dry run" if self.dry_run else "open"
+        return f"<Ledger {str(self.path)!r} {state}, {len(self.index)} earlier rows>"
+
+    def _write(self, line: str, *, header: bool = False) -> None:
+        if self.dry_run:
+            return
+        if self._failed is not None:
+            raise LedgerWriteError(*self._failed.args)  # the run must not go on with holes
+        if self._fd is None:
+            raise ValueError(f"ledger {self.path} is closed")
+        data = (line + "\n").encode()
+        view = memoryview(data)
+        try:
+            while view:  # one call unless the disk fills up mid-line
+                written = os.write(self._fd, view)
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+        except OSError as error:
+            raise self._fail(error) from error
+        self._end += len(data)
+        self._dirty = True
+        if not header:
+            self._written += 1
+
+    def _fail(self, error: OSError) -> LedgerWriteError:
+        """Remember a write failure (later appends raise it again) and undo a partial line."""
+        if self._failed is None:
+            if self._fd is not None:
+                # A partial line would glue onto the next record; if this fails too, the next
+                # open cuts it away as a torn line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._end)
+            reason = error.strerror or str(error)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                advice = "free space and run the same command to resume"
+            else:
+                advice = "fix that and run the same command to resume"
+            self._failed = LedgerWriteError(
+                f"cannot write ledger {self.path}: {reason}; "
+                f"{self._written} records written before; {advice}"
+            )
+        return self._failed
+
+
+def _open_for_append(path: Path) -> int:
+    created = not path.exists()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as error:
+        verb = "create" if created else "open"
+        raise LedgerError(
+            f"cannot {verb} ledger {path}: {error.strerror}; "
+            "check that its directory exists and is writable, or pass --ledger PATH"
+        ) from error
+    if created:
+        _sync_directory(path.parent)
+    return fd
+
+
+def _open_for_read(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from error
+
+
+def _lock(fd: int, path: Path, *, shared: bool) -> None:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _lock_holder(fd)
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        raise LedgerError(
+            f"ledger {path} is in use by another bulk run ({holder}); "
+            f"wait for it to finish, or {_OTHER_LEDGER}"
+        ) from None
+    except OSError as error:
+        raise LedgerError(f"cannot lock ledger {path}: {error.strerror}") from error
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a ``flock`` on ``fd``'s file, from ``/proc/locks`` (Linux only)."""
+    stat = os.fstat(fd)
+    inode = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2187433 0 EOF"; waiters have "->" after "1:"
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
+
+
+def _scan(fd: int, path: Path) -> Scan:
+    try:
+        return scan(fd, path)
+    except OSError as error:
+        raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from error
+
+
+def _check_compatible(path: Path, runs: list[RunHeader], input_name: str, target: Target) -> None:
+    """Refuse a ledger whose runs read another input file name or sent to another target."""
+    want = _identity(input_name, target)
+    for run in runs:
+        have = _identity(run.input, run.target)
+        for key, value in want.items():
+            if have[key] != value:
+                raise LedgerError(
+                    f"ledger {path} belongs to another {key}: {_show(have[key])} in the ledger, "
+                    f"{_show(value)} for this run; {_OTHER_LEDGER}"
+                )
+
+
+def _identity(input_name: str, target: Target) -> dict[str, str | None]:
+    return {
+        "service": target.service,
+        "region": target.region,
+        "profile": target.profile,
+        "endpoint": _redact_url(target.endpoint),
+        "input file": os.path.basename(input_name),
+    }
+
+
+def _show(value: str | None) -> str:
+    return "none" if value is None else repr(value)
+
+
+def _redact_url(url: str | None) -> str | None:
+    """``url`` without user:password (an endpoint URL may carry them)."""
+    if url is None or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _truncate(fd: int, path: Path, end: int) -> None:
+    try:
+        os.ftruncate(fd, end)
+    except OSError as error:
+        raise LedgerError(
+            f"cannot cut the torn last line of ledger {path}: {error.strerror}; {_RECOVER}"
+        ) from error
+
+
+def _header(run_id: str, input_name: str, target: Target, settings: Mapping[str, Any]) -> str:
+    return _dumps(
+        {
+            "kind": "run",
+            "run_id": run_id,
+            "time": _now(),
+            "bulk": _version(),
+            "pid": os.getpid(),
+            "input": os.path.basename(input_name),
+            "target": {
+                "service": target.service,
+                "region": target.region,
+                "profile": target.profile,
+                "endpoint": _redact_url(target.endpoint),
+            },
+            "settings": redact_settings(settings),
+        }
+    )
+
+
+def _with_extra(outcome: Outcome, **extra: Any) -> Outcome:
+    return dataclasses.replace(outcome, extra={**outcome.extra, **extra})
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a new ledger's directory entry durable (best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _dumps(record: Mapping[str, Any]) -> str:
+    # ensure_ascii: the line is pure ASCII, so no string (not even a lone surrogate) can make
+    # encoding fail halfway through a run; default=str: an odd value in extra is not fatal.
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@functools.cache
+def _version() -> str:
+    try:
+        return metadata.version("bulk")
+    except metadata.PackageNotFoundError:
+        return "unknown"
