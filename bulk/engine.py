@@ -259,7 +259,7 @@ class Engine:
             batch: list[Outcome | _Send | Status] = []
             for record in records:
                 item = validator.validate(record)
-                prior = index.get(item.lane, item.name)
+                prior = index.get(item.lane, item.name, item.digest)
                 if isinstance(item, Outcome):
                     # An invalid row already recorded with the same content is settled.
                     same = prior is not None and prior.status is Status.INVALID

@@ -1,0 +1,205 @@
+"""The command line as a user runs it: a subprocess, its exit code, its stdout and stderr."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulk.emulator import Emulator, EmulatorConfig
+from bulk.ledger import read_records
+
+from .test_engine import tenants, write_csv
+
+
+def run_bulk(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulk", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
+
+
+def start_bulk(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulk", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The user's mistake is one line on stderr, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("bulk: error: ")
+    return lines[0]
+
+
+def wait_for_rows(ledger: Path, count: int, proc: subprocess.Popen[str], limit: float) -> None:
+    """Wait (bounded) until the ledger holds ``count`` row records."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if ledger.exists() and sum(1 for r in read_records(ledger) if "status" in r) >= count:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"bulk exited early ({proc.returncode}): {proc.communicate()[1]}")
+        time.sleep(0.05)
+    pytest.fail(f"ledger did not reach {count} rows in {limit}s")
+
+
+@pytest.fixture
+def served(threaded_emulator: Any) -> Iterator[Emulator]:
+    """An emulator in this process's background thread, outliving the bulk subprocesses."""
+    with threaded_emulator(EmulatorConfig(rate=200, burst=5)) as emulator:
+        yield emulator
+
+
+class TestFileErrors:
+    """Every file-level error: exit 2, one line, no call made, no ledger written."""
+
+    @pytest.mark.parametrize(
+        ("name", "content", "expect"),
+        [
+            ("missing.csv", None, "no such file"),
+            ("empty.csv", b"", "empty"),
+            ("noname.csv", b"SendingEnabled\ntrue\n", "ConfigurationSetName"),
+            ("typo.csv", b"ConfigurationSetName,SendingEnabld\na,true\n", "SendingEnabld"),
+            ("ragged.csv", b"ConfigurationSetName,TlsPolicy\na,REQUIRE\nb,REQUIRE,x,y\n", "row"),
+            ("broken.parquet", b"PAR1 not really parquet", "broken.parquet"),
+        ],
+    )
+    def test_exit_2_with_one_line(
+        self, tmp_path: Path, served: Emulator, name: str, content: bytes | None, expect: str
+    ) -> None:
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        result = run_bulk("provision", path, "--endpoint-url", served.url, cwd=tmp_path)
+        assert result.returncode == 2
+        assert expect in one_line_error(result)
+        assert served.stats()["calls"] == {}
+        assert not Path(f"{path}.ledger.jsonl").exists()
+
+    def test_bad_option_is_a_usage_error(self, tmp_path: Path) -> None:
+        path = write_csv(tmp_path / "t.csv", tenants(1))
+        result = run_bulk("provision", path, "--rate", "-3", cwd=tmp_path)
+        assert result.returncode == 2
+        assert "--rate" in one_line_error(result)
+
+
+class TestRowErrors:
+    def test_invalid_rows_are_recorded_and_good_rows_created(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        rows = tenants(20)
+        bad = {
+            2: ("ConfigurationSetName", "has space"),
+            4: ("ConfigurationSetName", "x" * 65),
+            6: ("SendingEnabled", "maybe"),
+            8: ("TlsPolicy", "SOMETIMES"),
+            10: ("LastFreshStart", "yesterday"),
+            12: ("ConfigurationSetName", rows[0]["ConfigurationSetName"]),
+            14: ("tag:team", "v" * 300),
+        }
+        for index, (column, value) in bad.items():
+            rows[index][column] = value
+        path = write_csv(tmp_path / "t.csv", rows)
+
+        result = run_bulk("provision", path, "--endpoint-url", served.url, "--rate", "0", cwd=tmp_path)
+
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        records = {r["row"]: r for r in read_records(Path(f"{path}.ledger.jsonl")) if "row" in r}
+        for index, (column, _) in bad.items():
+            record = records[index + 1]
+            assert record["status"] == "invalid"
+            assert record["code"]
+            assert column.split(":")[0] in record["message"] or "duplicate" in record["message"]
+        assert sum(r["status"] == "created" for r in records.values()) == 20 - len(bad)
+        assert served.stats()["created"] == 20 - len(bad)
+
+
+class TestSystemicErrors:
+    def test_unreachable_endpoint_aborts_before_any_row(self, tmp_path: Path) -> None:
+        path = write_csv(tmp_path / "t.csv", tenants(3))
+        result = run_bulk("provision", path, "--endpoint-url", "http://127.0.0.1:9", cwd=tmp_path)
+        assert result.returncode == 3
+        assert "unreachable" in one_line_error(result)
+        assert not Path(f"{path}.ledger.jsonl").exists()
+
+    def test_missing_credentials_abort_with_a_hint(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: Emulator
+    ) -> None:
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        path = write_csv(tmp_path / "t.csv", tenants(3))
+        result = run_bulk("provision", path, "--endpoint-url", served.url, cwd=tmp_path)
+        assert result.returncode == 3
+        assert "credentials" in one_line_error(result)
+        assert served.stats()["calls"] == {}
+
+
+class TestCrashAndResume:
+    def test_sigkill_mid_run_then_resume_creates_each_name_once(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        path = write_csv(tmp_path / "t.csv", tenants(400))
+        ledger = Path(f"{path}.ledger.jsonl")
+        args = ("provision", path, "--endpoint-url", served.url, "--rate", "150", "--burst", "5")
+        proc = start_bulk(*args, cwd=tmp_path)
+        wait_for_rows(ledger, 120, proc, limit=60)
+        proc.kill()
+        proc.communicate(timeout=30)
+        settled_before = {r["name"] for r in read_records(ledger) if r.get("status") == "created"}
+        attempts_before = dict(served.stats()["create_attempts"])
+
+        result = run_bulk(*args, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        stats = served.stats()
+        assert len(served.state.all_names()) == 400
+        for name in settled_before:  # no row settled before the kill was sent again
+            assert stats["create_attempts"][name] == attempts_before[name]
+        # Nothing created twice: every name was accepted once (the store refuses a second).
+        assert stats["created"] == 400
+        assert all(v >= 1 for v in stats["create_accepted"].values())
+
+    def test_sigterm_stops_cleanly_and_says_how_to_resume(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        served.configure(rate=40, burst=1)
+        path = write_csv(tmp_path / "t.csv", tenants(200))
+        ledger = Path(f"{path}.ledger.jsonl")
+        args = ("provision", path, "--endpoint-url", served.url, "--rate", "40")
+        proc = start_bulk(*args, cwd=tmp_path)
+        wait_for_rows(ledger, 20, proc, limit=60)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+
+        assert proc.returncode == 130, err
+        assert "run the same command to resume" in out
+        records = list(read_records(ledger))  # every line whole
+        assert records[-1]["kind"] == "end"
+        done = sum(1 for r in records if "status" in r)
+        assert 20 <= done < 200
+
+        served.configure(rate=0)
+        result = run_bulk(*args[:-2], "--rate", "0", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"{done} rows settled by earlier runs skipped" in result.stdout
+        assert len(served.state.all_names()) == 200
