@@ -1,0 +1,36 @@
+"""Sizes of a run (full or ``--quick``) and the workspace every scenario draws its files from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.harness import Workspace
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; the defaults are the issue's, ``QUICK`` is for development."""
+
+    limited_rows: int = 2_000  # scenarios 1 and 2, against a 100/s server
+    overhead_rows: int = 20_000
+    overhead_rounds: int = 3
+    memory_rows: tuple[int, int] = (10_000, 1_000_000)  # dry runs
+    live_rows: tuple[int, int] = (5_000, 25_000)  # real runs against an unthrottled server
+    resume_rows: tuple[int, int] = (10_000, 1_000_000)
+
+
+QUICK = Sizes(
+    limited_rows=500,
+    overhead_rows=3_000,
+    overhead_rounds=2,
+    memory_rows=(10_000, 100_000),
+    live_rows=(1_000, 5_000),
+    resume_rows=(10_000, 100_000),
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    workspace: Workspace
+    sizes: Sizes
+    quick: bool

@@ -1,0 +1,261 @@
+"""Scenarios 4 and 5: peak memory as the input grows, and resuming a settled million-row ledger.
+
+Both run ``bulk provision`` as a child process, the way users run it, and read the child's own
+peak RSS from ``wait4``. The settled ledger is written through ``bulk.ledger.Ledger`` with
+digests from ``bulk.validate.Validator``, so it is the ledger the engine itself would have
+left behind after creating every row: no format is guessed here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from benchmarks.contenders import engine_import_error
+from benchmarks.context import Context
+from benchmarks.harness import (
+    REGION,
+    SERVICE,
+    ChildRun,
+    EmulatorProcess,
+    bulk_command,
+    last_record,
+    run_child,
+)
+from benchmarks.report import Check, Section
+
+MEMORY_LIMIT_MB = 250.0
+GROWTH_LIMIT = 1.2
+RESUME_LIMIT_S = 5.0
+
+
+def _mb(run: ChildRun) -> str:
+    return f"{run.max_rss_mb:.0f}"
+
+
+def _failure(run: ChildRun) -> str:
+    """The last line of a failed child's stderr, for the notes."""
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def memory(ctx: Context) -> Section:
+    """Scenario 4: dry runs without and with a settled ledger, and real runs; small and big."""
+    small, big = ctx.sizes.memory_rows
+    live_small, live_big = ctx.sizes.live_rows
+    section = Section(
+        "memory",
+        "4. Memory: peak RSS as the input grows",
+        f"`bulk provision` as a child process, its own peak RSS (GNU time): dry runs of "
+        f"{small:,} and {big:,} rows without a ledger (reader and validation) and with a "
+        "ledger that settles every row (plus reading the ledger); real runs of "
+        f"{live_small:,} and {live_big:,} rows against an unthrottled emulator in its own "
+        "process (--rate 0 --concurrency 32).",
+        ("run", "rows", "wall s", "peak RSS MB", "exit"),
+    )
+    problem = engine_import_error()
+    if problem is not None:
+        section.notes.append(f"engine not measured: {problem}")
+        section.checks.append(Check("peak RSS growth", f"≤ {GROWTH_LIMIT}×", "n/a", None))
+        return section
+    ws = ctx.workspace
+    pairs: dict[str, list[ChildRun]] = {}
+
+    def record(what: str, rows: int, run: ChildRun, created: int | None = None) -> None:
+        pairs.setdefault(what, []).append(run)
+        section.rows.append([what, f"{rows:,}", f"{run.wall_s:.1f}", _mb(run), str(run.exit_code)])
+        if run.exit_code != 0 or (created is not None and created != rows):
+            got = "" if created is None else f" with {created:,} created"
+            section.notes.append(
+                f"{what}, {rows:,} rows: exit {run.exit_code}{got}: {_failure(run)}"
+            )
+
+    for rows in (small, big):
+        argv = _provision(ws.tenants(rows), ws.fresh("memory-dry.ledger.jsonl"), "--dry-run")
+        record("dry run, no ledger", rows, run_child(argv, ws.root))
+    for rows in (small, big):
+        ledger = settled_ledger(ctx, rows)
+        argv = _provision(ws.tenants(rows), ledger, "--dry-run", "--endpoint-url", ws.url)
+        record("dry run, ledger settles all", rows, run_child(argv, ws.root))
+    with EmulatorProcess(ws.root, rate=0.0, latency_ms=0.0) as emulator:
+        for rows in (live_small, live_big):
+            emulator.reset()
+            argv = _provision(
+                ws.tenants(rows),
+                ws.fresh("memory-live.ledger.jsonl"),
+                "--endpoint-url",
+                emulator.url,
+                "--rate",
+                "0",
+                "--concurrency",
+                "32",
+            )
+            record("real run", rows, run_child(argv, ws.root), emulator.counts().created)
+    for what, (first, second) in pairs.items():
+        growth = second.max_rss_mb / first.max_rss_mb
+        peak = second.max_rss_mb
+        section.checks += [
+            Check(
+                f"{what}: peak RSS growth",
+                f"≤ {GROWTH_LIMIT}×",
+                f"{growth:.2f}×",
+                growth <= GROWTH_LIMIT,
+            ),
+            Check(
+                f"{what}: peak RSS",
+                f"< {MEMORY_LIMIT_MB:.0f} MB",
+                f"{peak:.0f} MB",
+                peak < MEMORY_LIMIT_MB,
+            ),
+        ]
+    section.notes += [
+        "peak RSS includes the interpreter and every import (botocore, aiobotocore, polars): "
+        "what grows with the input is the difference between the two sizes.",
+        *_ledger_notes(ctx),
+    ]
+    return section
+
+
+def _provision(input_path: Path, ledger: Path, *options: str) -> list[str]:
+    return bulk_command(
+        "provision", str(input_path), "--ledger", str(ledger), "--region", REGION, *options
+    )
+
+
+def _ledger_notes(ctx: Context) -> list[str]:
+    return [
+        f"{rows:,}-row settled ledger written in {seconds:.1f} s (once per benchmark run, "
+        "not timed)"
+        for rows, seconds in ctx.workspace.ledger_seconds.items()
+    ]
+
+
+def settled_ledger(ctx: Context, rows: int) -> Path:
+    """A ledger settling every row of the ``rows``-row input for the workspace's endpoint.
+
+    Written once per benchmark run; callers that would append to it work on a copy.
+    """
+    ws = ctx.workspace
+    path = ws.ledgers.get(rows)
+    if path is None:
+        path = ws.fresh(f"settled-{rows}.ledger.jsonl")
+        started = time.perf_counter()
+        write_settled_ledger(ws.tenants(rows), path, ws.url)
+        ws.ledger_seconds[rows] = time.perf_counter() - started
+        ws.ledgers[rows] = path
+    return path
+
+
+def write_settled_ledger(input_path: Path, ledger_path: Path, url: str) -> int:
+    """The ledger of a run that created every row of ``input_path`` against ``url``.
+
+    Opened with ``Ledger.open`` (which writes the run header), one ``append`` per row with the
+    validator's digest, then the end record: what ``bulk provision`` leaves after a full run.
+    Returns the number of row records written.
+    """
+    from bulk.ledger import Ledger
+    from bulk.models import Outcome, Row, Status, Target
+    from bulk.settings import Settings
+    from bulk.source import open_source
+    from bulk.validate import Validator
+
+    settings = Settings(
+        service=SERVICE, region=REGION, endpoint_url=url, ledger=ledger_path, rate=100.0, burst=5
+    )
+    target = Target(service=SERVICE, region=REGION, profile=None, endpoint=url)
+    source = open_source(input_path)
+    validator = Validator(SERVICE, region=REGION)
+    written = 0
+    with Ledger.open(
+        ledger_path, input_name=input_path.name, target=target, settings=settings.header()
+    ) as ledger:
+        for record in source.records():
+            row = validator.validate(record)
+            if not isinstance(row, Row):
+                raise RuntimeError(f"generated row {record.number} is invalid: {row.message}")
+            ledger.append(
+                Outcome(
+                    row=row.number,
+                    name=row.name,
+                    status=Status.CREATED,
+                    lane=row.lane,
+                    digest=row.digest,
+                    attempts=1,
+                    latency_ms=20.0,
+                )
+            )
+            written += 1
+        ledger.append_end({"total": written, "counts": {"created": written}, "exit_code": 0})
+    return written
+
+
+def resume(ctx: Context) -> Section:
+    """Scenario 5: from start to "nothing to do" on a ledger where every row is settled."""
+    small, big = ctx.sizes.resume_rows
+    section = Section(
+        "resume",
+        "5. Resume: every row already settled",
+        f"Inputs of {small:,} and {big:,} rows with ledgers that record every row created (same "
+        "target, digests from the validator); `bulk provision` as a child process against an "
+        "emulator in its own process; wall time from exec to exit.",
+        (
+            "rows",
+            "ledger MB",
+            "wall s",
+            "µs per row",
+            "skipped",
+            "creates sent",
+            "exit",
+            "peak RSS MB",
+        ),
+    )
+    problem = engine_import_error()
+    if problem is not None:
+        section.notes.append(f"engine not measured: {problem}")
+        section.checks.append(Check("resume wall time", f"≤ {RESUME_LIMIT_S:g} s", "n/a", None))
+        return section
+    ws = ctx.workspace
+    with EmulatorProcess(ws.root, port=ws.port, rate=100.0, burst=5) as emulator:
+        for rows in (small, big):
+            ledger = ws.fresh(f"resume-{rows}.ledger.jsonl")
+            shutil.copyfile(settled_ledger(ctx, rows), ledger)  # this run appends to it
+            emulator.reset()
+            argv = _provision(
+                ws.tenants(rows), ledger, "--endpoint-url", emulator.url, "--rate", "100"
+            )
+            run = run_child(argv, ws.root)
+            sent = emulator.counts().create_calls
+            skipped = last_record(ledger).get("skipped")
+            section.rows.append(
+                [
+                    f"{rows:,}",
+                    f"{ledger.stat().st_size / 1e6:.0f}",
+                    f"{run.wall_s:.2f}",
+                    f"{run.wall_s / rows * 1e6:.1f}",
+                    f"{skipped:,}" if isinstance(skipped, int) else str(skipped),
+                    str(sent),
+                    str(run.exit_code),
+                    _mb(run),
+                ]
+            )
+            if run.exit_code != 0:
+                section.notes.append(f"{rows:,} rows: exit {run.exit_code}: {_failure(run)}")
+            if rows == big:
+                done = run.exit_code == 0 and skipped == rows and sent == 0
+                section.checks += [
+                    Check(
+                        f"{rows:,} settled rows: wall time",
+                        f"≤ {RESUME_LIMIT_S:g} s",
+                        f"{run.wall_s:.2f} s",
+                        run.wall_s <= RESUME_LIMIT_S,
+                    ),
+                    Check(
+                        f"{rows:,} settled rows: nothing sent, all skipped, exit 0",
+                        "yes",
+                        f"exit {run.exit_code}, skipped {skipped}, sent {sent}",
+                        done,
+                    ),
+                ]
+    section.notes += _ledger_notes(ctx)
+    return section
