@@ -1,0 +1,510 @@
+"""Reading the input file: a CSV or Parquet file of tenants, streamed as `Record`s.
+
+`open_source` checks everything it can before a single request is sent: the file exists,
+has a known extension, is text (CSV) or Parquet, and has a usable header (no unknown,
+duplicate or unnamed columns, a ``ConfigurationSetName`` column, Parquet types that fit) and
+at least one data row. `Source.count` then reads the whole file once, so a damaged row
+deep in the file (ragged, bad quoting, not UTF-8, a corrupt Parquet page) stops the run
+before anything is sent.
+
+Records stream from polars lazy scans in batches of ``batch_size`` rows; memory does not
+grow with the file (CSV: one streaming query; Parquet: one slice of the scan at a time).
+Cells are trimmed; an empty or blank cell is ``None`` ("not set"). A row whose every cell
+is empty (a blank line, spreadsheet padding) is skipped, but still counts for numbering:
+row N is the N-th line under the header, as a spreadsheet shows it (a quoted cell spanning
+lines is one row).
+
+Polars 2.1 reads a CSV file in byte chunks whose default size grows with the file (a
+100 MB file in one go), so this module sets ``POLARS_CSV_CHUNK_SIZE`` (bytes) to 64 KiB
+unless the environment already sets it; with it, peak memory stays flat from ten thousand
+to a million rows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final, Literal
+
+import polars as pl
+
+from bulk.errors import InputError
+from bulk.models import SERVICES, Record
+from bulk.validate import NAME_COLUMN, TAG_PREFIX, Column, columns_for, show, tag_key_problem
+
+__all__ = ["Source", "open_source"]
+
+_CSV_SUFFIXES: Final = (".csv",)
+_PARQUET_SUFFIXES: Final = (".parquet", ".pq")
+_ACCEPTED: Final = ".csv, .parquet or .pq"
+_CSV_CHUNK_ENV: Final = "POLARS_CSV_CHUNK_SIZE"
+_CSV_CHUNK_BYTES: Final = 64 * 1024
+_SNIFF_BYTES: Final = 64 * 1024
+_ROW_INDEX: Final = "\x00row"  # cannot clash: a header with a NUL byte is refused
+_UTF8_HINT: Final = "save it as UTF-8 (in Excel: CSV UTF-8)"
+_ENCODING_HINTS: Final = (
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_SIGNATURES: Final = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office document"),
+    (b"PAR1", "a Parquet file"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"%PDF", "a PDF document"),
+)
+
+Format = Literal["csv", "parquet"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input file that passed `open_source`'s checks: its format and columns.
+
+    ``columns`` are the header's names, trimmed, in file order. `records` streams the data
+    rows; `count` reads the whole file and reports the first damaged row as `InputError`.
+    Both may be called any number of times; each call reads the file afresh.
+    """
+
+    path: Path
+    format: Format
+    columns: tuple[str, ...]
+    batch_size: int = 5000
+
+    def records(self) -> Iterator[Record]:
+        """Data rows in file order, numbered from 1, as `Record`s (blank rows skipped).
+
+        Raises `InputError` when the file turns out to be damaged part-way (call `count`
+        first to find out before sending anything).
+        """
+        columns = self.columns
+        try:
+            for frame in self._batches():
+                for number, *cells in frame.iter_rows():
+                    yield Record(number, dict(zip(columns, cells, strict=True)))
+        except _POLARS_ERRORS as exc:
+            raise self._read_error(exc) from None
+
+    def count(self) -> int:
+        """The number of data rows `records` yields; reads the whole file to prove it can.
+
+        Raises `InputError` naming the row (as near as can be told) of the first problem:
+        a row with more or fewer cells than the header, bad quoting, bytes that are not
+        UTF-8, a corrupt Parquet file; or, if every row is blank, "no data rows".
+        """
+        if self.format == "csv":
+            self._check_csv_rows()
+        total = 0
+        try:
+            for frame in self._batches():
+                total += frame.height
+        except _POLARS_ERRORS as exc:
+            raise self._read_error(exc) from None
+        if total == 0:
+            raise InputError(f"{self.path}: no data rows (every row is blank); {_ADD_ROWS}")
+        return total
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _batches(self) -> Iterator[pl.DataFrame]:
+        """The file as frames of at most `batch_size` rows: row number first, then cells.
+
+        CSV streams through one query (`collect_batches` has back-pressure: a slow reader
+        holds a few chunks, not the file). Parquet is read one slice at a time instead:
+        the streaming scan decodes and prefetches whole row groups (200+ MB for a million
+        rows), while a slice decodes only the pages it needs.
+        """
+        if self.format == "csv":
+            os.environ.setdefault(_CSV_CHUNK_ENV, str(_CSV_CHUNK_BYTES))
+            scan = pl.scan_csv(self.path, infer_schema=False, raise_if_empty=True)
+            yield from _prepared(scan, 0).collect_batches(chunk_size=self.batch_size)
+            return
+        scan = pl.scan_parquet(self.path)
+        total = scan.select(pl.len()).collect().item()
+        for offset in range(0, total, self.batch_size):
+            yield _prepared(scan.slice(offset, self.batch_size), offset).collect()
+
+    def _check_csv_rows(self) -> None:
+        """Read the CSV with Python's csv module, which can say which row is damaged.
+
+        Polars pads a row with too few cells silently and reports other damage without a
+        row number; this pass catches both, exactly.
+        """
+        width = len(self.columns)
+        with _open_binary(self.path) as stream:
+            for number, cells in _csv_rows(self.path, stream):
+                if number and len(cells) != width and any(cell.strip() for cell in cells):
+                    raise _ragged(self.path, number, len(cells), width)
+
+    def _read_error(self, exc: BaseException) -> InputError:
+        """An InputError for a polars failure: the csv pass's exact diagnosis if it has one."""
+        if self.format == "csv":
+            try:
+                self._check_csv_rows()
+            except InputError as precise:
+                return precise
+        what = "CSV" if self.format == "csv" else "Parquet"
+        return InputError(f"{self.path}: cannot read it as {what}: {_first_line(exc)}")
+
+
+_POLARS_ERRORS: Final = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError)
+_ADD_ROWS: Final = "add one row per tenant under the header"
+
+
+def _prepared(frame: pl.LazyFrame, offset: int) -> pl.LazyFrame:
+    """Row numbers (from ``offset + 1``), trimmed cells (blank -> null), blank rows dropped."""
+    schema = frame.collect_schema()
+    raw = schema.names()
+    cells: list[pl.Expr] = []
+    for name, dtype in schema.items():
+        base = dtype.base_type()
+        if base in (pl.Categorical, pl.Enum):
+            cells.append(_trimmed(pl.col(name).cast(pl.String)).alias(name))
+        elif base == pl.String:
+            cells.append(_trimmed(pl.col(name)).alias(name))
+        else:
+            cells.append(pl.col(name))
+    return (
+        frame.select(cells)
+        .with_row_index(_ROW_INDEX, offset=offset + 1)
+        .filter(pl.any_horizontal(pl.col(raw).is_not_null()))
+        .select(_ROW_INDEX, *raw)
+    )
+
+
+def _trimmed(cell: pl.Expr) -> pl.Expr:
+    """Surrounding white space removed; blank -> null.
+
+    (Not ``.replace("", None)``: polars 2.1 runs that outside the streaming engine, holding
+    the whole file in memory.)
+    """
+    trimmed = cell.str.strip_chars()
+    return pl.when(trimmed != "").then(trimmed)
+
+
+def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None = None) -> Source:
+    """Check an input file and return it as a `Source`; nothing is read past the header.
+
+    Accepts ``.csv`` (UTF-8, a BOM and CRLF line ends are fine) and ``.parquet``/``.pq``.
+    Raises `InputError` with one line saying what is wrong, where, and what to do: missing
+    file, a directory, empty file, wrong extension, not text, no ``ConfigurationSetName``
+    column, an unknown, duplicate or unnamed column, a Parquet column of the wrong type,
+    no data rows. With ``service``, a column that service lacks (``HttpsPolicy`` for
+    ``pinpoint-email``) is refused too; without it, columns of any service are accepted.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give the path of a .csv or .parquet file")
+    suffix = path.suffix.lower()
+    fmt: Format
+    if suffix in _CSV_SUFFIXES:
+        fmt = "csv"
+    elif suffix in _PARQUET_SUFFIXES:
+        fmt = "parquet"
+    else:
+        got = f"extension {show(path.suffix)}" if path.suffix else "no extension"
+        raise InputError(f"{path}: {got}; bulk reads {_ACCEPTED} files")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}") from None
+    if size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); it needs a header row and data")
+    allowed = _allowed_columns(service)
+    if fmt == "csv":
+        columns = _open_csv(path, allowed, service)
+    else:
+        columns = _open_parquet(path, allowed, service)
+    return Source(path, fmt, columns, batch_size)
+
+
+# -- columns ------------------------------------------------------------------------------
+
+
+def _allowed_columns(service: str | None) -> Mapping[str, Column]:
+    if service is not None:
+        return columns_for(service)
+    union: dict[str, Column] = {}
+    for each in SERVICES:
+        for name, column in columns_for(each).items():
+            union.setdefault(name, column)
+    # Routing columns last, as in each service's own listing.
+    return dict(sorted(union.items(), key=lambda item: item[1].kind in ("region", "profile")))
+
+
+def _check_header(
+    path: Path, names: Sequence[str], allowed: Mapping[str, Column], service: str | None
+) -> None:
+    """File-level header checks; raises InputError for the first problem found."""
+    listing = f"column names are the API's member names: {', '.join(allowed)}, {TAG_PREFIX}KEY"
+    seen: dict[str, int] = {}
+    for position, name in enumerate(names, 1):
+        if not name:
+            raise InputError(
+                f"{path}: column {position} of the header has no name; "
+                "name it or delete the column (a trailing comma in the header?)"
+            )
+        if name in seen:
+            raise InputError(
+                f"{path}: column {show(name)} appears twice in the header "
+                f"(columns {seen[name]} and {position}); keep one"
+            )
+        seen[name] = position
+        if name.startswith(TAG_PREFIX):
+            problem = tag_key_problem(name[len(TAG_PREFIX) :])
+            if problem is not None:
+                raise InputError(f"{path}: column {show(name)}: {problem}; rename the column")
+            continue
+        if name in allowed:
+            continue
+        if service is not None and name in _allowed_columns(None):
+            others = [each for each in SERVICES if name in columns_for(each)]
+            raise InputError(
+                f"{path}: column {show(name)} is not a {service} field (it is one of "
+                f"{', '.join(others)}); remove the column or use --service {others[0]}"
+            )
+        raise InputError(
+            f"unknown column {show(name)} in {path}{_suggest(name, allowed)}; {listing}"
+        )
+    if NAME_COLUMN not in seen:
+        raise InputError(f"{path}: no {NAME_COLUMN} column; every row needs a name; {listing}")
+
+
+def _suggest(name: str, allowed: Iterable[str]) -> str:
+    """' (did you mean 'X'?)' for a near miss of a known column, else ''."""
+    folded = {each.lower(): each for each in allowed}
+    lowered = name.lower()
+    if lowered in folded:
+        return f" (did you mean {folded[lowered]!r}?)"
+    prefix, colon, key = name.partition(":")
+    if colon and prefix.lower() in ("tag", "tags") and key:
+        return f" (did you mean {TAG_PREFIX + key!r}?)"
+    for sep in ("_", "-", "."):
+        if lowered.startswith("tag" + sep) and len(name) > 4:
+            return f" (did you mean {TAG_PREFIX + name[4:]!r}?)"
+    close = difflib.get_close_matches(lowered, list(folded), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean {folded[close[0]]!r}?)"
+    return ""
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}") from None
+
+
+def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) -> tuple[str, ...]:
+    with _open_binary(path) as stream:
+        head = stream.read(_SNIFF_BYTES)
+        _check_text(path, head)
+        stream.seek(0)
+        rows = _csv_rows(path, stream)
+        _, header = next(rows, (0, []))
+        names = tuple(name.strip() for name in header)
+        _check_header(path, names, allowed, service)
+        # One non-blank data row proves the file is not header-only; the rest is count()'s.
+        for number, cells in rows:
+            if any(cell.strip() for cell in cells):
+                if len(cells) != len(names):
+                    raise _ragged(path, number, len(cells), len(names))
+                break
+        else:
+            raise InputError(f"{path}: no data rows under the header; {_ADD_ROWS}")
+    try:
+        polars_names = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+    except _POLARS_ERRORS as exc:
+        raise InputError(f"{path}: cannot read it as CSV: {_first_line(exc)}") from None
+    if len(polars_names) != len(names):  # pragma: no cover - the two parsers disagree
+        raise InputError(
+            f"{path}: the header reads as {len(polars_names)} columns one way and "
+            f"{len(names)} another; check its quoting"
+        )
+    return names
+
+
+def _check_text(path: Path, head: bytes) -> None:
+    """Refuse what is plainly not a UTF-8 CSV file, judging by its first bytes."""
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            advice = "rename it to .parquet" if signature == b"PAR1" else "export it as CSV"
+            raise InputError(f"{path}: this is {what}, not CSV text; {advice}")
+    for bom, encoding in _ENCODING_HINTS:
+        if head.startswith(bom):
+            raise InputError(f"{path}: the file is {encoding} text; {_UTF8_HINT}")
+    if b"\x00" in head:
+        raise InputError(
+            f"{path}: binary data (NUL bytes) near the start; this is not CSV text, "
+            "export the data as CSV"
+        )
+
+
+def _csv_rows(path: Path, stream: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cells) from a binary CSV stream, header as row 0; errors as InputError.
+
+    Lines are decoded one at a time, so bytes that are not UTF-8 are reported in the row
+    that holds them, even inside a quoted cell spanning lines.
+    """
+    state = _LineState()
+    reader = csv.reader(_decoded_lines(stream, state), strict=True)
+    number = -1
+    try:
+        # `number` outlives the loop: after a failure it is the last good row.
+        for number, cells in enumerate(reader):
+            yield number, cells
+    except _Undecodable as exc:
+        where = "in the header" if number < 0 else f"in row {number + 1}"
+        raise InputError(
+            f"{path}: not UTF-8 text: byte 0x{exc.byte:02x} {where} (line {exc.line}); {_UTF8_HINT}"
+        ) from None
+    except csv.Error as exc:
+        where = "the header" if number < 0 else f"row {number + 1}"
+        raise InputError(f"{path}: {where}: {_csv_problem(str(exc))}") from None
+
+
+class _Undecodable(Exception):
+    def __init__(self, line: int, byte: int) -> None:
+        super().__init__(line, byte)
+        self.line = line
+        self.byte = byte
+
+
+@dataclass
+class _LineState:
+    line: int = 0
+
+
+def _decoded_lines(stream: IO[bytes], state: _LineState) -> Iterator[str]:
+    for raw in stream:
+        state.line += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Undecodable(state.line, raw[exc.start]) from None
+        if state.line == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield text
+
+
+def _csv_problem(message: str) -> str:
+    """The csv module's complaint as advice."""
+    if message.startswith("unexpected end of data"):
+        return (
+            "a quoted cell is never closed (a stray '\"'?); close the quote, "
+            "or double quotes inside a quoted cell"
+        )
+    if "expected after" in message:
+        return (
+            "bad quoting (text after a closing '\"'); quote the whole cell and double "
+            'quotes inside it: "say ""hi"""'
+        )
+    if "new-line character seen in unquoted field" in message:
+        return "a bare carriage return inside a cell; use LF or CRLF line ends"
+    if "field larger than field limit" in message:
+        return "a cell longer than 131072 characters; is this really a tenants file?"
+    return message
+
+
+def _ragged(path: Path, number: int, cells: int, width: int) -> InputError:
+    if cells > width:
+        advice = "quote cells that contain commas, or remove the extra cells"
+    else:
+        advice = "add the missing commas (an empty cell means 'not set')"
+    return InputError(
+        f"{path}: row {number} has {cells} cells but the header has {width} columns; {advice}"
+    )
+
+
+# -- Parquet ------------------------------------------------------------------------------
+
+# What each kind of column may hold in Parquet: (dtype test, description for messages).
+_TEXT_TYPES: Final = (pl.String, pl.Categorical, pl.Enum, pl.Null)
+
+
+def _is_text(dtype: Any) -> bool:
+    return bool(dtype.base_type() in _TEXT_TYPES or dtype.is_integer())
+
+
+def _is_boolean(dtype: Any) -> bool:
+    return bool(dtype.base_type() in (pl.Boolean, *_TEXT_TYPES) or dtype.is_integer())
+
+
+def _is_timestamp(dtype: Any) -> bool:
+    return bool(
+        dtype.base_type() in (pl.Datetime, pl.Date, *_TEXT_TYPES)
+        or dtype.is_integer()
+        or dtype.is_float()
+    )
+
+
+_PARQUET_TYPES: Final[Mapping[str, tuple[Callable[[Any], bool], str]]] = {
+    "text": (_is_text, "text (String)"),
+    "enum": (_is_text, "text (String)"),
+    "name": (_is_text, "text (String)"),
+    "region": (_is_text, "text (String)"),
+    "profile": (_is_text, "text (String)"),
+    "tag": (_is_text, "text (String)"),
+    "boolean": (_is_boolean, "Boolean (or text true/false, 1/0, yes/no)"),
+    "timestamp": (_is_timestamp, "Datetime, Date, epoch seconds or ISO-8601 text"),
+    "integer": (_is_text, "an integer"),
+}
+
+
+def _open_parquet(
+    path: Path, allowed: Mapping[str, Column], service: str | None
+) -> tuple[str, ...]:
+    with _open_binary(path) as stream:
+        head = stream.read(4)
+        stream.seek(-4 if path.stat().st_size >= 8 else 0, os.SEEK_END)
+        tail = stream.read(4)
+    if head != b"PAR1" or tail != b"PAR1":
+        what = "CSV text" if head.isascii() and head.strip() else "not Parquet"
+        raise InputError(
+            f"{path}: not a Parquet file ({what}: no PAR1 marker at both ends; "
+            "truncated or misnamed?); write it as Parquet or use a .csv name for CSV"
+        )
+    try:
+        lazy = pl.scan_parquet(path)
+        schema = lazy.collect_schema()
+        rows = lazy.select(pl.len()).collect().item()
+    except _POLARS_ERRORS as exc:
+        raise InputError(f"{path}: cannot read it as Parquet: {_first_line(exc)}") from None
+    names = tuple(name.strip() for name in schema.names())
+    _check_header(path, names, allowed, service)
+    for name, dtype in zip(names, schema.dtypes(), strict=True):
+        kind = "tag" if name.startswith(TAG_PREFIX) else allowed[name].kind
+        test, expected = _PARQUET_TYPES[kind]
+        if not test(dtype):
+            raise InputError(
+                f"{path}: column {show(name)} has type {dtype}; expected {expected}; "
+                "convert the column"
+            )
+    if rows == 0:
+        raise InputError(f"{path}: no data rows; {_ADD_ROWS}")
+    return names
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first meaningful line of a polars error (they run to many lines of advice)."""
+    text = str(exc)
+    marker = "Original error: ```"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    for line in text.splitlines():
+        line = line.strip().strip("`").strip()
+        if line:
+            return line if len(line) <= 200 else line[:200] + "..."
+    return type(exc).__name__

@@ -1,0 +1,496 @@
+"""Per-row validation: requests built from columns, every row-level error, duplicates, digests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from bulk.errors import UsageError
+from bulk.models import Lane, Outcome, Record, Row, Status
+from bulk.validate import Validator, columns_for, show
+
+REGION = "us-east-1"
+
+
+def validator(service: str = "pinpoint-email", **kwargs: Any) -> Validator:
+    return Validator(service, region=kwargs.pop("region", REGION), **kwargs)
+
+
+def record(number: int = 1, **values: Any) -> Record:
+    """A record; ``tag_team=...`` stands for the column ``tag:team``."""
+    cells = {"ConfigurationSetName": f"tenant-{number:04d}"}
+    for key, value in values.items():
+        cells[key.replace("tag_", "tag:", 1) if key.startswith("tag_") else key] = value
+    return Record(number, cells)
+
+
+def row(result: Row | Outcome) -> Row:
+    assert isinstance(result, Row), result
+    return result
+
+
+def invalid(result: Row | Outcome) -> Outcome:
+    assert isinstance(result, Outcome), result
+    assert result.status is Status.INVALID
+    return result
+
+
+class TestColumns:
+    def test_pinpoint_email_has_no_sesv2_only_fields(self) -> None:
+        columns = columns_for("pinpoint-email")
+        assert "TlsPolicy" in columns
+        assert "HttpsPolicy" not in columns
+        assert "MaxDeliverySeconds" not in columns
+
+    def test_sesv2_adds_https_policy_and_max_delivery_seconds(self) -> None:
+        columns = columns_for("sesv2")
+        assert columns["HttpsPolicy"].enum == ("REQUIRE", "REQUIRE_OPEN_ONLY", "OPTIONAL")
+        assert (columns["MaxDeliverySeconds"].minimum, columns["MaxDeliverySeconds"].maximum) == (
+            300,
+            50400,
+        )
+
+    def test_enum_values_come_from_the_service_model(self) -> None:
+        assert columns_for("pinpoint-email")["TlsPolicy"].enum == ("REQUIRE", "OPTIONAL")
+
+    def test_unknown_service_is_a_usage_error(self) -> None:
+        with pytest.raises(UsageError, match="unknown service 'ses'; use one of: pinpoint-email"):
+            Validator("ses", region=REGION)
+
+    def test_bad_default_region_is_a_usage_error(self) -> None:
+        with pytest.raises(UsageError, match="region 'US East' is not a Region name"):
+            Validator("sesv2", region="US East")
+
+
+class TestRequest:
+    @pytest.mark.parametrize("service", ["pinpoint-email", "sesv2"])
+    def test_every_column_is_mapped(self, service: str) -> None:
+        result = row(
+            validator(service).validate(
+                record(
+                    7,
+                    SendingPoolName="pool-a",
+                    TlsPolicy="REQUIRE",
+                    ReputationMetricsEnabled="true",
+                    LastFreshStart="2024-05-01T12:00:00Z",
+                    SendingEnabled="no",
+                    CustomRedirectDomain="click.example.com",
+                    tag_team="growth",
+                    tag_env="prod",
+                )
+            )
+        )
+        assert result.number == 7
+        assert result.name == "tenant-0007"
+        assert result.lane == Lane(service, REGION)
+        assert result.request == {
+            "ConfigurationSetName": "tenant-0007",
+            "DeliveryOptions": {"SendingPoolName": "pool-a", "TlsPolicy": "REQUIRE"},
+            "ReputationOptions": {
+                "ReputationMetricsEnabled": True,
+                "LastFreshStart": datetime(2024, 5, 1, 12, tzinfo=UTC),
+            },
+            "SendingOptions": {"SendingEnabled": False},
+            "TrackingOptions": {"CustomRedirectDomain": "click.example.com"},
+            "Tags": [{"Key": "team", "Value": "growth"}, {"Key": "env", "Value": "prod"}],
+        }
+
+    def test_structures_without_a_set_member_are_omitted(self) -> None:
+        result = row(
+            validator().validate(record(TlsPolicy=None, SendingEnabled="yes", tag_team=None))
+        )
+        assert result.request == {
+            "ConfigurationSetName": "tenant-0001",
+            "SendingOptions": {"SendingEnabled": True},
+        }
+
+    def test_name_only_row_is_a_bare_request(self) -> None:
+        assert row(validator().validate(record())).request == {
+            "ConfigurationSetName": "tenant-0001"
+        }
+
+    def test_tags_keep_column_order(self) -> None:
+        result = row(validator().validate(record(tag_z="1", tag_a="2", tag_m="3")))
+        assert [tag["Key"] for tag in result.request["Tags"]] == ["z", "a", "m"]
+
+    def test_sesv2_fields(self) -> None:
+        result = row(
+            validator("sesv2").validate(
+                record(
+                    HttpsPolicy="require_open_only",
+                    CustomRedirectDomain="c.example.com",
+                    MaxDeliverySeconds="600",
+                )
+            )
+        )
+        assert result.request["TrackingOptions"] == {
+            "CustomRedirectDomain": "c.example.com",
+            "HttpsPolicy": "REQUIRE_OPEN_ONLY",
+        }
+        assert result.request["DeliveryOptions"] == {"MaxDeliverySeconds": 600}
+
+    @pytest.mark.parametrize("text", ["require", "Require", "REQUIRE"])
+    def test_enum_case_is_normalised(self, text: str) -> None:
+        result = row(validator().validate(record(TlsPolicy=text)))
+        assert result.request["DeliveryOptions"] == {"TlsPolicy": "REQUIRE"}
+
+    @pytest.mark.parametrize(
+        ("cell", "expected"),
+        [
+            ("true", True),
+            ("TRUE", True),
+            ("Yes", True),
+            ("1", True),
+            ("false", False),
+            ("False", False),
+            ("NO", False),
+            ("0", False),
+            (True, True),  # Parquet Boolean
+            (0, False),  # Parquet integer column
+        ],
+    )
+    def test_booleans(self, cell: object, expected: bool) -> None:
+        result = row(validator().validate(record(SendingEnabled=cell)))
+        assert result.request["SendingOptions"] == {"SendingEnabled": expected}
+
+    @pytest.mark.parametrize(
+        ("cell", "expected"),
+        [
+            ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+            ("2024-05-01T14:00:00+02:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+            ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # no zone: UTC
+            ("2024-05-01 12:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+            ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
+            ("1714564800", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # epoch seconds
+            ("1714564800.5", datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+            (1714564800, datetime(2024, 5, 1, 12, tzinfo=UTC)),  # Parquet int epoch
+            (datetime(2024, 5, 1, 12), datetime(2024, 5, 1, 12, tzinfo=UTC)),  # naive
+            (
+                datetime(2024, 5, 1, 7, tzinfo=timezone(timedelta(hours=-5))),
+                datetime(2024, 5, 1, 12, tzinfo=UTC),
+            ),
+            (date(2024, 5, 1), datetime(2024, 5, 1, tzinfo=UTC)),
+        ],
+    )
+    def test_timestamps_become_aware_utc(self, cell: object, expected: datetime) -> None:
+        result = row(validator().validate(record(LastFreshStart=cell)))
+        stamp = result.request["ReputationOptions"]["LastFreshStart"]
+        assert stamp == expected
+        assert stamp.utcoffset() == timedelta(0)
+
+    def test_integer_name_from_parquet_is_text(self) -> None:
+        result = row(validator().validate(Record(1, {"ConfigurationSetName": 12345})))
+        assert result.name == "12345"
+
+
+class TestInvalidRows:
+    """Each error class: the code, and a message naming the column and quoting the value."""
+
+    @pytest.mark.parametrize(
+        ("values", "code", "message"),
+        [
+            (
+                {"ConfigurationSetName": None},
+                "MissingName",
+                "column ConfigurationSetName is empty; every row needs a name",
+            ),
+            (
+                {"ConfigurationSetName": "tenant acme!"},
+                "InvalidName",
+                "column ConfigurationSetName: 'tenant acme!' contains ' ', '!'; "
+                "a name is 1-64 characters of A-Z a-z 0-9 _ -",
+            ),
+            (
+                {"ConfigurationSetName": "t" * 70},
+                "InvalidName",
+                f"column ConfigurationSetName: '{'t' * 70}' is 70 characters long",
+            ),
+            (
+                {"SendingEnabled": "maybe"},
+                "InvalidBoolean",
+                "column SendingEnabled: 'maybe' is not a boolean (use true/false, 1/0, yes/no)",
+            ),
+            (
+                {"ReputationMetricsEnabled": 2},
+                "InvalidBoolean",
+                "column ReputationMetricsEnabled: 2 is not a boolean",
+            ),
+            (
+                {"TlsPolicy": "STRICT"},
+                "InvalidEnum",
+                "column TlsPolicy: 'STRICT' is not one of REQUIRE, OPTIONAL",
+            ),
+            (
+                {"LastFreshStart": "last tuesday"},
+                "InvalidTimestamp",
+                "column LastFreshStart: 'last tuesday' is not a timestamp (ISO-8601 like "
+                "2024-05-01T12:00:00Z, or epoch seconds)",
+            ),
+            (
+                {"LastFreshStart": "2024-13-45"},
+                "InvalidTimestamp",
+                "column LastFreshStart: '2024-13-45' is not a timestamp",
+            ),
+            (
+                {"LastFreshStart": "1714564800000"},
+                "InvalidTimestamp",
+                "(epoch seconds, not milliseconds)",
+            ),
+            (
+                {"tag:team": "x" * 257},
+                "InvalidTag",
+                "is 257 characters; a tag value is at most 256",
+            ),
+            (
+                {"tag:team": "a,b"},
+                "InvalidTag",
+                "column 'tag:team': 'a,b' contains ','; tags allow letters, digits",
+            ),
+            (
+                {"tag:team": "AWS:owned"},
+                "InvalidTag",
+                "column 'tag:team': 'AWS:owned' starts with 'aws:', which AWS reserves",
+            ),
+            (
+                {"tag:aws:team": "x"},
+                "InvalidTag",
+                "column 'tag:aws:team': tag key 'aws:team' starts with 'aws:'",
+            ),
+            (
+                {"tag:" + "k" * 129: "x"},
+                "InvalidTag",
+                "is 129 characters; a tag key is at most 128",
+            ),
+            (
+                {"Region": "Virginia"},
+                "InvalidRegion",
+                "column Region: 'Virginia' is not a Region name like 'us-east-1'",
+            ),
+            (
+                {"HttpsPolicy": "REQUIRE"},
+                "UnsupportedColumn",
+                "column 'HttpsPolicy': pinpoint-email has no such field; remove the column "
+                "or use --service sesv2",
+            ),
+            (
+                {"Nonsense": "x"},
+                "UnsupportedColumn",
+                "column 'Nonsense': pinpoint-email has no such field",
+            ),
+        ],
+    )
+    def test_error_classes(self, values: Mapping[str, Any], code: str, message: str) -> None:
+        cells = {"ConfigurationSetName": "tenant-0001", **values}
+        outcome = invalid(validator().validate(Record(3, cells)))
+        assert outcome.code == code
+        assert message in outcome.message
+        assert outcome.row == 3
+        assert "\n" not in outcome.message
+
+    @pytest.mark.parametrize(
+        ("column", "cell", "code", "message"),
+        [
+            (
+                "MaxDeliverySeconds",
+                "299",
+                "InvalidNumber",
+                "column MaxDeliverySeconds: 299 is out of range (300-50400)",
+            ),
+            ("MaxDeliverySeconds", "50401", "InvalidNumber", "50401 is out of range"),
+            (
+                "MaxDeliverySeconds",
+                "ten",
+                "InvalidNumber",
+                "column MaxDeliverySeconds: 'ten' is not a whole number",
+            ),
+            (
+                "HttpsPolicy",
+                "HTTPS",
+                "InvalidEnum",
+                "column HttpsPolicy: 'HTTPS' is not one of REQUIRE, REQUIRE_OPEN_ONLY, OPTIONAL",
+            ),
+        ],
+    )
+    def test_sesv2_field_errors(self, column: str, cell: str, code: str, message: str) -> None:
+        outcome = invalid(
+            validator("sesv2").validate(Record(1, {"ConfigurationSetName": "t", column: cell}))
+        )
+        assert outcome.code == code
+        assert message in outcome.message
+
+    def test_botocore_param_validation_is_applied(self) -> None:
+        # TrackingOptions requires CustomRedirectDomain: only the model says so.
+        outcome = invalid(validator("sesv2").validate(record(HttpsPolicy="REQUIRE")))
+        assert outcome.code == "ParamValidation"
+        assert outcome.message == (
+            "column CustomRedirectDomain is required when HttpsPolicy is set"
+        )
+
+    def test_a_passing_form_does_not_hide_a_later_failing_one(self) -> None:
+        check = validator("sesv2")
+        row(check.validate(record(1, HttpsPolicy="REQUIRE", CustomRedirectDomain="c.example")))
+        row(check.validate(record(2, HttpsPolicy="OPTIONAL", CustomRedirectDomain="d.example")))
+        assert invalid(check.validate(record(3, HttpsPolicy="REQUIRE"))).code == "ParamValidation"
+
+    def test_every_problem_is_reported_with_the_first_code(self) -> None:
+        outcome = invalid(validator().validate(record(SendingEnabled="maybe", TlsPolicy="STRICT")))
+        assert outcome.code == "InvalidBoolean"
+        assert outcome.message == (
+            "column SendingEnabled: 'maybe' is not a boolean (use true/false, 1/0, yes/no); "
+            "column TlsPolicy: 'STRICT' is not one of REQUIRE, OPTIONAL"
+        )
+
+    def test_control_characters_are_escaped_in_messages(self) -> None:
+        outcome = invalid(
+            validator().validate(Record(1, {"ConfigurationSetName": "evil\x1b[2J\nname"}))
+        )
+        assert "\x1b" not in outcome.message
+        assert "\n" not in outcome.message
+        assert r"'evil\x1b[2J\nname'" in outcome.message
+
+    def test_long_values_are_cut_in_messages(self) -> None:
+        outcome = invalid(validator().validate(record(SendingEnabled="y" * 5000)))
+        assert len(outcome.message) < 300
+        assert "(5000 characters)" in outcome.message
+
+    def test_invalid_row_keeps_its_name_for_the_ledger(self) -> None:
+        outcome = invalid(validator().validate(record(5, SendingEnabled="maybe")))
+        assert outcome.name == "tenant-0005"
+        missing = invalid(validator().validate(Record(6, {"ConfigurationSetName": None})))
+        assert missing.name == ""
+
+    def test_bad_row_data_never_raises(self) -> None:
+        cells: dict[str, Any] = {
+            "ConfigurationSetName": object(),
+            "SendingEnabled": [1],
+            "LastFreshStart": float("nan"),
+            "TlsPolicy": 3.5,
+            "tag:team": b"bytes",
+            "Region": 7,
+            "Profile": object(),
+        }
+        outcome = invalid(validator().validate(Record(1, cells)))
+        assert outcome.code == "InvalidName"
+
+
+class TestLanes:
+    def test_default_lane(self) -> None:
+        result = row(validator(profile="ops").validate(record()))
+        assert result.lane == Lane("pinpoint-email", REGION, "ops")
+
+    def test_region_and_profile_cells_route_the_row(self) -> None:
+        result = row(validator().validate(record(Region="eu-west-1", Profile="tenant-b")))
+        assert result.lane == Lane("pinpoint-email", "eu-west-1", "tenant-b")
+
+    def test_empty_routing_cells_use_the_default_lane(self) -> None:
+        result = row(validator().validate(record(Region=None, Profile=None)))
+        assert result.lane == Lane("pinpoint-email", REGION)
+
+    def test_invalid_region_row_is_given_the_default_lane(self) -> None:
+        outcome = invalid(validator().validate(record(Region="moon-base-1a")))
+        assert outcome.lane == Lane("pinpoint-email", REGION)
+
+    @pytest.mark.parametrize("region", ["us-gov-west-1", "cn-north-1", "ap-southeast-5"])
+    def test_region_shapes(self, region: str) -> None:
+        assert row(validator().validate(record(Region=region))).lane.region == region
+
+
+class TestDuplicates:
+    def test_first_row_wins_and_the_duplicate_names_it(self) -> None:
+        check = validator()
+        first = row(check.validate(Record(4, {"ConfigurationSetName": "tenant-a"})))
+        row(check.validate(Record(5, {"ConfigurationSetName": "tenant-b"})))
+        duplicate = invalid(check.validate(Record(9, {"ConfigurationSetName": "tenant-a"})))
+        assert first.number == 4
+        assert duplicate.code == "DuplicateName"
+        assert duplicate.message == (
+            "column ConfigurationSetName: 'tenant-a' duplicates row 4 (the first row with a "
+            "name wins); rename or remove this row"
+        )
+
+    def test_same_name_in_another_lane_is_not_a_duplicate(self) -> None:
+        check = validator()
+        row(check.validate(Record(1, {"ConfigurationSetName": "t", "Region": "us-east-1"})))
+        row(check.validate(Record(2, {"ConfigurationSetName": "t", "Region": "eu-west-1"})))
+        row(check.validate(Record(3, {"ConfigurationSetName": "t", "Profile": "other"})))
+        duplicate = invalid(
+            check.validate(Record(4, {"ConfigurationSetName": "t", "Region": "eu-west-1"}))
+        )
+        assert "duplicates row 2 in pinpoint-email/default/eu-west-1" in duplicate.message
+
+    def test_an_invalid_first_row_still_claims_its_name(self) -> None:
+        # Fixing row 1 later must not turn row 2 into a second create of the same name.
+        check = validator()
+        invalid(check.validate(record(1, SendingEnabled="maybe")))
+        later = invalid(check.validate(Record(2, {"ConfigurationSetName": "tenant-0001"})))
+        assert later.code == "DuplicateName"
+
+    def test_validating_the_same_row_again_is_not_a_duplicate(self) -> None:
+        check = validator()
+        row(check.validate(record(1)))
+        row(check.validate(record(1)))
+
+    def test_many_names_across_table_growth(self) -> None:
+        check = validator()
+        names = 5000  # the table starts at 1024 slots and must grow
+        for number in range(1, names + 1):
+            row(check.validate(Record(number, {"ConfigurationSetName": f"n{number}"})))
+        for number in (1, 777, 5000):
+            duplicate = invalid(
+                check.validate(Record(names + number, {"ConfigurationSetName": f"n{number}"}))
+            )
+            assert f"duplicates row {number} " in duplicate.message
+
+    def test_presized_table(self) -> None:
+        check = validator(expected_rows=100_000)
+        row(check.validate(Record(1, {"ConfigurationSetName": "a"})))
+        assert (
+            "duplicates row 1 "
+            in invalid(check.validate(Record(2, {"ConfigurationSetName": "a"}))).message
+        )
+
+
+class TestDigest:
+    def test_digest_is_stable_across_runs(self) -> None:
+        # Ledgers keep this digest: changing how it is computed re-sends every invalid row.
+        result = row(validator().validate(record(TlsPolicy="REQUIRE", LastFreshStart="0")))
+        assert result.digest == "c32a38d922d95e31"  # blake2b-64 of lane + canonical JSON
+
+    def test_same_request_same_digest_whatever_the_spelling(self) -> None:
+        check = validator()
+        one = row(check.validate(record(1, SendingEnabled="yes", LastFreshStart="1714564800")))
+        other = row(
+            validator().validate(
+                record(1, SendingEnabled=True, LastFreshStart=datetime(2024, 5, 1, 12))
+            )
+        )
+        assert one.digest == other.digest
+        assert len(one.digest) == 16
+
+    def test_request_and_lane_change_the_digest(self) -> None:
+        base = row(validator().validate(record(SendingEnabled="yes"))).digest
+        assert row(validator().validate(record(SendingEnabled="no"))).digest != base
+        assert (
+            row(validator(region="eu-west-1").validate(record(SendingEnabled="yes"))).digest != base
+        )
+
+    def test_unchanged_invalid_row_keeps_its_digest_and_a_fixed_one_does_not(self) -> None:
+        bad = invalid(validator().validate(record(SendingEnabled="maybe")))
+        again = invalid(validator().validate(record(SendingEnabled="maybe")))
+        still_bad = invalid(validator().validate(record(SendingEnabled="perhaps")))
+        fixed = row(validator().validate(record(SendingEnabled="yes")))
+        assert bad.digest == again.digest
+        assert still_bad.digest != bad.digest
+        assert fixed.digest != bad.digest
+
+
+class TestShow:
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [("abc", "'abc'"), ("a\tb", r"'a\tb'"), (2, "2"), (True, "True"), ("\u202e", r"'\u202e'")],
+    )
+    def test_show(self, value: object, shown: str) -> None:
+        assert show(value) == shown
