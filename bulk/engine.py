@@ -111,9 +111,9 @@ class Engine:
     async def run(self) -> Summary:
         """Run to completion, interruption or abort, and return the summary."""
         s = self.settings
-        source = open_source(self.input_path)
+        source = open_source(self.input_path, service=s.service)
         total = await anyio.to_thread.run_sync(source.count)
-        validator = Validator(s.service, region=s.region, profile=s.profile)
+        validator = Validator(s.service, region=s.region, profile=s.profile, expected_rows=total)
         ledger_path = s.ledger_path(self.input_path)
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
         stats.current_rate = self._current_rate

@@ -79,19 +79,17 @@ class Display:
 
     async def run(self, stats: RunStats) -> None:
         """Refresh until cancelled."""
+        self._speed.update(0, stats.started)
         if self._console.is_terminal:
             await self._run_rich(stats)
         else:
             await self._run_plain(stats)
 
     async def _run_plain(self, stats: RunStats) -> None:
-        try:
-            while True:
-                await anyio.sleep(self._plain_interval)
-                speed = self._speed.update(stats.done - stats.skipped)
-                print(f"bulk: {status_line(stats, speed)}", file=self._stream, flush=True)
-        finally:
-            pass
+        while True:
+            await anyio.sleep(self._plain_interval)
+            speed = self._speed.update(stats.done - stats.skipped)
+            print(f"bulk: {status_line(stats, speed)}", file=self._stream, flush=True)
 
     async def _run_rich(self, stats: RunStats) -> None:
         progress = Progress(

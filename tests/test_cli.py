@@ -19,7 +19,9 @@ from bulk.ledger import read_records
 from .test_engine import tenants, write_csv
 
 
-def run_bulk(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_bulk(
+    *args: str | Path, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bulk", *map(str, args)],
         cwd=cwd,
@@ -120,7 +122,9 @@ class TestRowErrors:
             rows[index][column] = value
         path = write_csv(tmp_path / "t.csv", rows)
 
-        result = run_bulk("provision", path, "--endpoint-url", served.url, "--rate", "0", cwd=tmp_path)
+        result = run_bulk(
+            "provision", path, "--endpoint-url", served.url, "--rate", "0", cwd=tmp_path
+        )
 
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr

@@ -7,13 +7,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bulk import Settings, Status, provision
 from bulk.emulator import Emulator, EmulatorConfig
 from bulk.engine import EMULATOR_CREDENTIALS
 from bulk.ledger import read_records
-
 
 EmulatorFactory = Any
 
