@@ -91,7 +91,10 @@ class TestThrottling:
                     break
             elapsed = time.monotonic() - start
             allowed = burst + rate * elapsed
-            assert 0.9 * allowed - 1 <= results["ok"] <= allowed + 1
+            # The upper bound is the bucket's promise. The lower one is loose because this
+            # client is one blocking thread: on a loaded machine its own pauses let tokens
+            # overflow the bucket (exact admission is unit-tested with a fake clock).
+            assert 0.5 * allowed <= results["ok"] <= allowed + 1
             assert results["TooManyRequestsException"] > 0
             assert set(results) == {"ok", "TooManyRequestsException"}
 
