@@ -261,9 +261,9 @@ class Engine:
                 item = validator.validate(record)
                 prior = index.get(item.lane, item.name, item.digest)
                 if isinstance(item, Outcome):
-                    # An invalid row already recorded with the same content is settled.
-                    same = prior is not None and prior.status is Status.INVALID
-                    unchanged = same and prior is not None and prior.digest == item.digest
+                    # An invalid row already recorded with the same content is settled, also
+                    # when another row with its name (a duplicate) was recorded since.
+                    unchanged = index.recorded_invalid(item.lane, item.name, item.digest)
                     batch.append(Status.INVALID if unchanged else item)
                 elif prior is None or prior.status is Status.FAILED:
                     batch.append(_Send(item, prior))

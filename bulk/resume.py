@@ -87,11 +87,17 @@ class ResumeIndex:
     row's digest it answers the record about that very content, so that a duplicate row's
     ``invalid`` record does not hide the original row's ``created`` one, and a row edited into
     an invalid state and back is still known to be created.
+
+    Several rows of one file can share a name with different content (duplicates, rows
+    without a name): each content recorded ``invalid`` is remembered on its own, for
+    :meth:`recorded_invalid`.
     """
 
     def __init__(self) -> None:
         self._state: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, set records
         self._invalid: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, invalid ones
+        # lane -> (name, digest) of every invalid record; invalid rows are few, so a plain set.
+        self._invalid_contents: dict[str, set[tuple[bytes, str]]] = {}
         self._meta = array("I")
         self._codes: list[str | None] = [None]
         self._code_ids: dict[str, int] = {}
@@ -150,6 +156,16 @@ class ResumeIndex:
         if same:
             return Action.SKIP
         return Action.SEND if status == _INVALID else Action.DRIFT
+
+    def recorded_invalid(self, lane: Lane | str, name: str, digest: str) -> bool:
+        """Whether an earlier run recorded ``name`` with this very content (``digest``) invalid.
+
+        Unlike :meth:`get`, which answers the latest ``invalid`` record of a name only, this
+        also knows each of several rows sharing a name: such a row stays settled while it is
+        unchanged, whatever was recorded for the others since.
+        """
+        contents = self._invalid_contents.get(self._key(lane))
+        return contents is not None and (name.encode("utf-8", "surrogatepass"), digest) in contents
 
     def ambiguous(self, lane: Lane | str, name: str) -> bool:
         """Whether the latest record about this configuration set is an ambiguous failure."""
@@ -291,14 +307,27 @@ class ResumeIndex:
                 zip(names.to_list(), packed.to_list(), strict=True)
             )
             return
-        parts = pl.DataFrame({"lane": lanes, "invalid": invalid, "name": names, "packed": packed})
+        parts = pl.DataFrame(
+            {
+                "lane": lanes,
+                "invalid": invalid,
+                "name": names,
+                "packed": packed,
+                "digest": rows["digest"],
+            }
+        )
         for (lane, is_invalid), part in parts.partition_by(
             "lane", "invalid", as_dict=True, maintain_order=True
         ).items():
             family = self._invalid if is_invalid else self._state
+            part_names = part["name"].to_list()
             _family(family, str(lane)).update(
-                zip(part["name"].to_list(), part["packed"].to_list(), strict=True)
+                zip(part_names, part["packed"].to_list(), strict=True)
             )
+            if is_invalid:
+                self._invalid_contents.setdefault(str(lane), set()).update(
+                    zip(part_names, part["digest"].to_list(), strict=True)
+                )
 
     def _code_ids_of(self, codes: pl.Series) -> pl.Series:
         """Intern error codes: a record stores a small id, the index one string per code."""
