@@ -47,7 +47,7 @@ decrease the controller holds (ignores 429s) until those calls have answered, so
 
 Measured with the simulation in the tests (2,000 rows, 100/s service with burst 5, ~20 ms
 latency): ``--rate 100 --burst 1..5`` uses the whole limit with at most one 429; ``--rate 1000``
-reaches 0.99-1.00 of it with 0.7-1.4% of calls throttled, startup overshoot included.
+reaches 0.99-1.00 of it with 0.6-1.3% of calls throttled, startup overshoot included.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ BETA = 0.95
 #: The first 429 of an episode cuts to BETA times the rate accepted since the previous 429,
 #: taken as at least FIRST_CUT times the current rate (one 429 is weak evidence); if that rate
 #: is at least FIRST_KEEP times the current one, only to FIRST_BETA times the current rate.
-FIRST_CUT = 0.9
+FIRST_CUT = 0.85
 FIRST_KEEP = 0.95
 FIRST_BETA = 0.98
 #: A lane held at max_rate this long (seconds, or 10 calls), or heading back to it, was not
