@@ -9,8 +9,10 @@ from collections import deque
 from typing import IO
 
 import anyio
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.text import Text
 
 from bulk.summary import RunStats, Summary
 
@@ -51,17 +53,24 @@ def _eta(remaining: int, speed: float) -> str:
     )
 
 
-def status_line(stats: RunStats, speed: float) -> str:
-    """One line: done/total, rows/s, ETA, counts by status, current rate, 429s."""
-    counts = " ".join(f"{k} {v}" for k, v in sorted(stats.recorded.items())) or "nothing yet"
+def counts_line(stats: RunStats) -> str:
+    """Counts by status, current rate and 429s seen."""
+    counts = " · ".join(f"{k} {v}" for k, v in sorted(stats.recorded.items())) or "nothing yet"
     rate = stats.current_rate()
     rate_text = "unlimited" if rate is None else f"{rate:.1f}/s"
     skipped = f" · {stats.skipped} settled earlier" if stats.skipped else ""
-    return (
-        f"{stats.done}/{stats.total} rows · {speed:.1f} rows/s · ETA "
-        f"{_eta(stats.total - stats.done, speed)} · {counts}{skipped} · rate {rate_text} · "
-        f"429s {stats.throttled}"
-    )
+    return f"{counts}{skipped} · rate {rate_text} · 429s {stats.throttled}"
+
+
+def speed_line(stats: RunStats, speed: float) -> str:
+    """Done/total, rows/s and ETA."""
+    eta = _eta(stats.total - stats.done, speed)
+    return f"{stats.done}/{stats.total} rows · {speed:.1f} rows/s · ETA {eta}"
+
+
+def status_line(stats: RunStats, speed: float) -> str:
+    """One line: done/total, rows/s, ETA, counts by status, current rate, 429s."""
+    return f"{speed_line(stats, speed)} · {counts_line(stats)}"
 
 
 class Display:
@@ -92,24 +101,29 @@ class Display:
             print(f"bulk: {status_line(stats, speed)}", file=self._stream, flush=True)
 
     async def _run_rich(self, stats: RunStats) -> None:
-        progress = Progress(
+        bar = Progress(
             TextColumn("provisioning"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[line]}", markup=False),
             console=self._console,
-            transient=False,
-            refresh_per_second=4,
         )
-        task = progress.add_task("rows", total=stats.total, line="")
-        with progress:
+        task = bar.add_task("rows", total=stats.total, line="")
+        counts = Text()
+        speed = 0.0
+
+        def refresh() -> None:
+            bar.update(task, completed=stats.done, line=speed_line(stats, speed))
+            counts.plain = counts_line(stats)
+
+        with Live(Group(bar, counts), console=self._console, refresh_per_second=4):
             try:
                 while True:
                     speed = self._speed.update(stats.done - stats.skipped)
-                    progress.update(task, completed=stats.done, line=status_line(stats, speed))
+                    refresh()
                     await anyio.sleep(0.25)
             finally:
-                progress.update(task, completed=stats.done, line=status_line(stats, 0.0))
+                refresh()
 
     def interrupted(self) -> None:
         self._console.print(
