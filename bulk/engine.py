@@ -261,9 +261,9 @@ class Engine:
                 item = validator.validate(record)
                 prior = index.get(item.lane, item.name, item.digest)
                 if isinstance(item, Outcome):
-                    # An invalid row already recorded with the same content is settled, also
-                    # when another row with its name (a duplicate) was recorded since.
-                    unchanged = index.recorded_invalid(item.lane, item.name, item.digest)
+                    # An invalid row is settled once recorded with the same content and row
+                    # number, whatever was recorded since for other rows with its name.
+                    unchanged = index.recorded_invalid(item.lane, item.name, item.digest, item.row)
                     batch.append(Status.INVALID if unchanged else item)
                 elif prior is None or prior.status is Status.FAILED:
                     batch.append(_Send(item, prior))

@@ -88,16 +88,16 @@ class ResumeIndex:
     ``invalid`` record does not hide the original row's ``created`` one, and a row edited into
     an invalid state and back is still known to be created.
 
-    Several rows of one file can share a name with different content (duplicates, rows
-    without a name): each content recorded ``invalid`` is remembered on its own, for
+    Several rows of one file can share a name (duplicates, rows without a name): each row
+    recorded ``invalid`` is remembered on its own, by row number and content, for
     :meth:`recorded_invalid`.
     """
 
     def __init__(self) -> None:
         self._state: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, set records
         self._invalid: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, invalid ones
-        # lane -> (name, digest) of every invalid record; invalid rows are few, so a plain set.
-        self._invalid_contents: dict[str, set[tuple[bytes, str]]] = {}
+        # lane -> (name, digest, row) of every invalid record; invalid rows are few: a set.
+        self._invalid_rows: dict[str, set[tuple[bytes, str, int]]] = {}
         self._meta = array("I")
         self._codes: list[str | None] = [None]
         self._code_ids: dict[str, int] = {}
@@ -157,15 +157,17 @@ class ResumeIndex:
             return Action.SKIP
         return Action.SEND if status == _INVALID else Action.DRIFT
 
-    def recorded_invalid(self, lane: Lane | str, name: str, digest: str) -> bool:
-        """Whether an earlier run recorded ``name`` with this very content (``digest``) invalid.
+    def recorded_invalid(self, lane: Lane | str, name: str, digest: str, row: int) -> bool:
+        """Whether an earlier run recorded data row ``row`` invalid with this very content.
 
         Unlike :meth:`get`, which answers the latest ``invalid`` record of a name only, this
-        also knows each of several rows sharing a name: such a row stays settled while it is
-        unchanged, whatever was recorded for the others since.
+        knows each of several rows sharing a name (duplicates, rows without a name): such a
+        row stays settled while it is unchanged, whatever was recorded for the others since,
+        and a row identical to another gets a record of its own.
         """
-        contents = self._invalid_contents.get(self._key(lane))
-        return contents is not None and (name.encode("utf-8", "surrogatepass"), digest) in contents
+        recorded = self._invalid_rows.get(self._key(lane))
+        key = (name.encode("utf-8", "surrogatepass"), digest, row)
+        return recorded is not None and key in recorded
 
     def ambiguous(self, lane: Lane | str, name: str) -> bool:
         """Whether the latest record about this configuration set is an ambiguous failure."""
@@ -321,12 +323,12 @@ class ResumeIndex:
         ).items():
             family = self._invalid if is_invalid else self._state
             part_names = part["name"].to_list()
-            _family(family, str(lane)).update(
-                zip(part_names, part["packed"].to_list(), strict=True)
-            )
+            part_packed = part["packed"].to_list()
+            _family(family, str(lane)).update(zip(part_names, part_packed, strict=True))
             if is_invalid:
-                self._invalid_contents.setdefault(str(lane), set()).update(
-                    zip(part_names, part["digest"].to_list(), strict=True)
+                numbers = [each >> _POS_BITS for each in part_packed]
+                self._invalid_rows.setdefault(str(lane), set()).update(
+                    zip(part_names, part["digest"].to_list(), numbers, strict=True)
                 )
 
     def _code_ids_of(self, codes: pl.Series) -> pl.Series:
