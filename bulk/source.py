@@ -121,10 +121,10 @@ class Source:
         """
         if self.format == "csv":
             os.environ.setdefault(_CSV_CHUNK_ENV, str(_CSV_CHUNK_BYTES))
-            scan = pl.scan_csv(self.path, infer_schema=False, raise_if_empty=True)
+            scan = pl.scan_csv(self.path, infer_schema=False, raise_if_empty=True, glob=False)
             yield from _prepared(scan, 0).collect_batches(chunk_size=self.batch_size)
             return
-        scan = pl.scan_parquet(self.path)
+        scan = pl.scan_parquet(self.path, glob=False)
         total = scan.select(pl.len()).collect().item()
         for offset in range(0, total, self.batch_size):
             yield _prepared(scan.slice(offset, self.batch_size), offset).collect()
@@ -325,7 +325,7 @@ def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) ->
         else:
             raise InputError(f"{path}: no data rows under the header; {_ADD_ROWS}")
     try:
-        polars_names = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+        polars_names = pl.scan_csv(path, infer_schema=False, glob=False).collect_schema().names()
     except _POLARS_ERRORS as exc:
         raise InputError(f"{path}: cannot read it as CSV: {_first_line(exc)}") from None
     if len(polars_names) != len(names):  # pragma: no cover - the two parsers disagree
@@ -477,7 +477,7 @@ def _open_parquet(
             "truncated or misnamed?); write it as Parquet or use a .csv name for CSV"
         )
     try:
-        lazy = pl.scan_parquet(path)
+        lazy = pl.scan_parquet(path, glob=False)
         schema = lazy.collect_schema()
         rows = lazy.select(pl.len()).collect().item()
     except _POLARS_ERRORS as exc:
