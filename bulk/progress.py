@@ -175,7 +175,8 @@ def render_summary(summary: Summary, *, command: str) -> str:
         )
     lines.append(f"ledger: {summary.ledger}")
     lines.append(_next_step(summary, command))
-    return "\n".join(lines)
+    # The ledger's path and the command hold the input's file name, which may hold anything.
+    return "\n".join(safe(line) for line in lines)
 
 
 def _next_step(summary: Summary, command: str) -> str:
