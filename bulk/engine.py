@@ -112,7 +112,19 @@ class Engine:
         return Target(service=s.service, region=s.region, profile=s.profile, endpoint=endpoint)
 
     async def run(self) -> Summary:
-        """Run to completion, interruption or abort, and return the summary."""
+        """Run to completion, interruption or abort, and return the summary.
+
+        Task groups wrap what their tasks raise; a user's error is raised as itself.
+        """
+        try:
+            return await self._run()
+        except BaseExceptionGroup as group:
+            leaf = sole_exception(group)
+            if isinstance(leaf, BulkError):
+                raise leaf from None
+            raise
+
+    async def _run(self) -> Summary:
         s = self.settings
         source = open_source(self.input_path, service=s.service)
         total = await anyio.to_thread.run_sync(source.count)
@@ -478,14 +490,7 @@ async def provision(
         on_interrupt=on_interrupt,
         handle_signals=handle_signals,
     )
-    try:
-        return await engine.run()
-    except BaseExceptionGroup as group:
-        # Task groups wrap what their tasks raise; a user's error is reported as itself.
-        leaf = sole_exception(group)
-        if isinstance(leaf, BulkError):
-            raise leaf from None
-        raise
+    return await engine.run()
 
 
 def sole_exception(error: BaseException) -> BaseException:

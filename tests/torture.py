@@ -29,8 +29,7 @@ from click.testing import CliRunner, Result
 from bulk import Settings
 from bulk.cli import main
 from bulk.emulator import Emulator
-from bulk.engine import EMULATOR_CREDENTIALS, Engine, sole_exception
-from bulk.errors import BulkError
+from bulk.engine import EMULATOR_CREDENTIALS, Engine
 from bulk.ledger import read_records
 from bulk.summary import Summary
 
@@ -190,13 +189,7 @@ def fast_retries(scale: float) -> Callable[[float], Any]:
 async def run_engine(path: Path, settings: Settings, *, retry_scale: float = 1.0) -> Summary:
     """One run in this process, as ``provision`` does it, with scaled retry waits."""
     engine = Engine(path, settings, retry_sleep=fast_retries(retry_scale))
-    try:
-        return await engine.run()
-    except BaseExceptionGroup as group:
-        leaf = sole_exception(group)
-        if isinstance(leaf, BulkError):
-            raise leaf from None
-        raise
+    return await engine.run()
 
 
 # -- the command line ---------------------------------------------------------------------------
