@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,12 +60,30 @@ def environment() -> list[str]:
             continue
     return [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"code: {_revision()}",
         f"machine: {platform.machine()}, {os.cpu_count()} cores "
         f"({len(os.sched_getaffinity(0))} usable), {platform.system()} {platform.release()}",
         f"python: {sys.version.split()[0]} ({platform.python_implementation()})",
         f"load average at start: {os.getloadavg()[0]:.1f} (1 min; the machine is shared)",
         f"packages: {', '.join(versions)}",
     ]
+
+
+def _revision() -> str:
+    """The commit measured, and whether ``bulk/`` had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bulk"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    if not head:
+        return "unknown (not a git checkout)"
+    return f"{head}" + (" with uncommitted changes in bulk/" if dirty else "")
 
 
 # -- terminal ------------------------------------------------------------------------------------
