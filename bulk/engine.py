@@ -98,11 +98,8 @@ class Engine:
         self._on_interrupt = on_interrupt
         self._handle_signals = handle_signals
         self._quota_stops: list[str] = []
-        # One tenacity controller for every row: each call gets its own RetryCallState.
-        self._retrying = RetryPolicy(max_attempts=settings.max_attempts).retrying(
-            should_stop=self.control.stopping.is_set,
-            **({"sleep": retry_sleep} if retry_sleep else {}),
-        )
+        self._policy = RetryPolicy(max_attempts=settings.max_attempts)
+        self._retry_sleep = retry_sleep
         self._lanes: dict[Lane, _LaneState] = {}
 
     def target(self) -> Target:
@@ -372,7 +369,13 @@ class Engine:
             ambiguous = ambiguous or result.kind is CallKind.AMBIGUOUS
             return result
 
-        result: CallResult = await self._retrying(attempt)
+        # A controller per row: tenacity keeps per-attempt state on it, which concurrent rows
+        # must not share.
+        retrying = self._policy.retrying(
+            should_stop=self.control.stopping.is_set,
+            **({"sleep": self._retry_sleep} if self._retry_sleep else {}),
+        )
+        result: CallResult = await retrying(attempt)
         return self._outcome(row, lane, result, attempts, ambiguous)
 
     def _outcome(
