@@ -369,13 +369,11 @@ class Engine:
             ambiguous = ambiguous or result.kind is CallKind.AMBIGUOUS
             return result
 
-        # A controller per row: tenacity keeps per-attempt state on it, which concurrent rows
-        # must not share.
-        retrying = self._policy.retrying(
+        result = await self._policy.run(
+            attempt,
             should_stop=self.control.stopping.is_set,
             **({"sleep": self._retry_sleep} if self._retry_sleep else {}),
         )
-        result: CallResult = await retrying(attempt)
         return self._outcome(row, lane, result, attempts, ambiguous)
 
     def _outcome(

@@ -58,6 +58,32 @@ class RetryPolicy:
             reraise=True,
         )
 
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[CallResult]],
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> CallResult:
+        """Make ``attempt`` until a definite answer, the attempts run out, or a stop.
+
+        Most rows are answered by their first attempt, so that one is made directly and
+        tenacity steps in only after a retryable answer, replaying it as its own first
+        attempt: the waits and the count of attempts are the same as if it had made it.
+        """
+        first = await attempt()
+        if not first.kind.retryable:
+            return first
+        replay = [first]
+
+        async def replay_then_attempt() -> CallResult:
+            return replay.pop() if replay else await attempt()
+
+        result: CallResult = await self.retrying(should_stop=should_stop, sleep=sleep)(
+            replay_then_attempt
+        )
+        return result
+
 
 def _is_retryable(result: CallResult) -> bool:
     return result.kind.retryable

@@ -32,7 +32,7 @@ class TestRetryPolicy:
     async def test_retries_transient_answers_until_success(self) -> None:
         sleep = FakeSleep()
         sent, attempt = answers(CallKind.THROTTLED, CallKind.AMBIGUOUS, CallKind.OK)
-        result = await RetryPolicy(max_attempts=5).retrying(sleep=sleep)(attempt)
+        result = await RetryPolicy(max_attempts=5).run(attempt, sleep=sleep)
         assert result.kind is CallKind.OK
         assert len(sent) == 3
         assert len(sleep.waits) == 2
@@ -41,7 +41,7 @@ class TestRetryPolicy:
         for kind in (CallKind.EXISTS, CallKind.BAD_REQUEST, CallKind.QUOTA, CallKind.AUTH):
             sleep = FakeSleep()
             sent, attempt = answers(kind, CallKind.OK)
-            result = await RetryPolicy().retrying(sleep=sleep)(attempt)
+            result = await RetryPolicy().run(attempt, sleep=sleep)
             assert result.kind is kind
             assert sent == [kind]
             assert sleep.waits == []
@@ -49,7 +49,7 @@ class TestRetryPolicy:
     async def test_gives_back_the_last_answer_when_attempts_run_out(self) -> None:
         sleep = FakeSleep()
         sent, attempt = answers(*[CallKind.THROTTLED] * 3, CallKind.OK)
-        result = await RetryPolicy(max_attempts=3).retrying(sleep=sleep)(attempt)
+        result = await RetryPolicy(max_attempts=3).run(attempt, sleep=sleep)
         assert result.kind is CallKind.THROTTLED
         assert len(sent) == 3
 
@@ -57,7 +57,7 @@ class TestRetryPolicy:
         sleep = FakeSleep()
         policy = RetryPolicy(max_attempts=7, base=0.5, cap=4.0)
         _, attempt = answers(*[CallKind.AMBIGUOUS] * 7)
-        await policy.retrying(sleep=sleep)(attempt)
+        await policy.run(attempt, sleep=sleep)
         assert len(sleep.waits) == 6
         for n, wait in enumerate(sleep.waits):
             assert 0 <= wait <= min(4.0, 0.5 * 2**n)
@@ -65,8 +65,16 @@ class TestRetryPolicy:
     async def test_a_stop_ends_retries_early(self) -> None:
         sleep = FakeSleep()
         sent, attempt = answers(*[CallKind.THROTTLED] * 5)
-        result = await RetryPolicy(max_attempts=5).retrying(should_stop=lambda: True, sleep=sleep)(
-            attempt
+        result = await RetryPolicy(max_attempts=5).run(
+            attempt, should_stop=lambda: True, sleep=sleep
         )
         assert result.kind is CallKind.THROTTLED
         assert len(sent) == 1
+
+    async def test_a_single_attempt_policy_never_retries(self) -> None:
+        sleep = FakeSleep()
+        sent, attempt = answers(CallKind.THROTTLED, CallKind.OK)
+        result = await RetryPolicy(max_attempts=1).run(attempt, sleep=sleep)
+        assert result.kind is CallKind.THROTTLED
+        assert len(sent) == 1
+        assert sleep.waits == []
