@@ -11,7 +11,8 @@ Invariants:
 - every row of the input ends this run in exactly one of: skipped (settled earlier), recorded
   (one ledger record), or pending (not sent: interrupt, quota stop, abort);
 - every attempt, first or retry, takes a token from its lane's limiter;
-- only the writer task touches the ledger, so records are never interleaved.
+- only the writer task appends to the ledger, so records are never interleaved (a
+  housekeeping task fsyncs it at intervals, which the ledger allows beside appends).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _DRAIN_TIMEOUT = 15.0  # bounded wait for in-flight calls after an interrupt
 
 @dataclass
 class _LaneState:
-    """A lane's live parts: its client, its limiter, and whether its quota is used up."""
+    """A lane's live state: its limiter, and whether its quota of sets is used up."""
 
     lane: Lane
     limiter: AdaptiveLimiter
