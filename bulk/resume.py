@@ -116,15 +116,7 @@ class ResumeIndex:
         ``invalid`` record if it is about this content, else the latest record about the
         configuration set, else the latest ``invalid`` record.
         """
-        last_lane, state, invalid = self._last
-        if lane is not last_lane:
-            state, invalid = self._dicts(lane)
-        key = name.encode("utf-8", "surrogatepass")
-        packed = None if state is None else state.get(key)
-        if invalid:
-            other = invalid.get(key)
-            if other is not None:
-                packed = self._choose(packed, other, digest)
+        packed = self._packed(lane, name, digest)
         return None if packed is None else self._prior(packed)
 
     def action(self, lane: Lane | str, name: str, digest: str) -> Action:
@@ -132,16 +124,7 @@ class ResumeIndex:
 
         Same answer as ``get(lane, name, digest).action(digest)``, without building a Prior.
         """
-        # The engine's hot path on a resumed run: one call per input row, so inlined.
-        last_lane, state, invalid = self._last
-        if lane is not last_lane:
-            state, invalid = self._dicts(lane)
-        key = name.encode("utf-8", "surrogatepass")
-        packed = None if state is None else state.get(key)
-        if invalid:
-            other = invalid.get(key)
-            if other is not None:
-                packed = self._choose(packed, other, digest)
+        packed = self._packed(lane, name, digest)
         if packed is None:
             return Action.SEND
         pos = packed & _POS_MASK
@@ -234,6 +217,19 @@ class ResumeIndex:
         state, invalid = self._state.get(key), self._invalid.get(key)
         self._last = (lane, state, invalid)
         return state, invalid
+
+    def _packed(self, lane: Lane | str, name: str, digest: str | None) -> int | None:
+        """The packed record that answers a lookup of ``name`` in ``lane`` (see :meth:`get`)."""
+        last_lane, state, invalid = self._last
+        if lane is not last_lane:
+            state, invalid = self._dicts(lane)
+        key = name.encode("utf-8", "surrogatepass")
+        packed = None if state is None else state.get(key)
+        if invalid:
+            other = invalid.get(key)
+            if other is not None:
+                packed = self._choose(packed, other, digest)
+        return packed
 
     def _choose(self, state: int | None, invalid: int, digest: str | None) -> int:
         """Which of a key's two records answers a lookup (see :meth:`get`)."""
