@@ -162,10 +162,9 @@ def _credential_message(error: Exception, lane: Lane) -> str:
 class Target:
     """One aiobotocore client for one lane; ``create`` makes exactly one attempt."""
 
-    def __init__(self, client: Any, lane: Lane, *, timeout: float) -> None:
+    def __init__(self, client: Any, lane: Lane) -> None:
         self._client = client
         self.lane = lane
-        self._timeout = timeout
 
     async def create(self, request: Mapping[str, Any]) -> CallResult:
         """One ``CreateConfigurationSet`` attempt, classified; never raises for service errors."""
@@ -281,18 +280,14 @@ class TargetPool:
         return target
 
     async def _open(self, lane: Lane) -> Target:
-        session = self._sessions.get(lane.profile)
-        if session is None:
-            try:
-                session = AioSession(profile=lane.profile)
-            except ProfileNotFound as exc:
-                raise TargetError(_credential_message(exc, lane)) from exc
-            self._sessions[lane.profile] = session
         kwargs: dict[str, Any] = {}
         if self._settings.static_credentials is not None:
             key_id, secret = self._settings.static_credentials
             kwargs = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
         try:
+            session = self._sessions.get(lane.profile)
+            if session is None:
+                session = self._sessions[lane.profile] = AioSession(profile=lane.profile)
             client = await self._stack.enter_async_context(
                 session.create_client(
                     lane.service,
@@ -304,4 +299,4 @@ class TargetPool:
             )
         except _CREDENTIAL_ERRORS as exc:
             raise TargetError(_credential_message(exc, lane)) from exc
-        return Target(client, lane, timeout=self._settings.timeout)
+        return Target(client, lane)
