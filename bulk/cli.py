@@ -144,6 +144,13 @@ async def _provision(
     ):
 
         def on_start(stats: RunStats) -> None:
+            # Said once the run has started, so a bad input file still gets one line only.
+            if settings.emulator and settings.endpoint_url:
+                click.echo(
+                    f"bulk: emulator at {settings.endpoint_url} (CreateConfigurationSet "
+                    f"{emulator_rate:g}/s, burst {emulator_burst})",
+                    err=True,
+                )
             tg.start_soon(display.run, stats)
 
         summary = await provision(
@@ -166,10 +173,6 @@ async def _maybe_emulator(settings: Settings, rate: float, burst: int) -> AsyncI
     from bulk.emulator import EmulatorConfig, running_emulator
 
     async with running_emulator(EmulatorConfig(rate=rate, burst=burst)) as emulator:
-        click.echo(
-            f"bulk: emulator at {emulator.url} (CreateConfigurationSet {rate:g}/s, burst {burst})",
-            err=True,
-        )
         yield replace(settings, endpoint_url=emulator.url)
 
 

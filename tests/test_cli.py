@@ -72,6 +72,13 @@ class TestFileErrors:
         assert served.stats()["calls"] == {}
         assert not Path(f"{path}.ledger.jsonl").exists()
 
+    def test_bad_file_with_emulator_is_still_one_line(self, tmp_path: Path) -> None:
+        path = tmp_path / "typo.csv"
+        path.write_text("ConfigurationSetName,Tlspolicy\na,REQUIRE\n")
+        result = run_bulk("provision", path, "--emulator", cwd=tmp_path)
+        assert result.returncode == 2
+        assert "Tlspolicy" in one_line_error(result)
+
     def test_bad_option_is_a_usage_error(self, tmp_path: Path) -> None:
         path = write_csv(tmp_path / "t.csv", tenants(1))
         result = run_bulk("provision", path, "--rate", "-3", cwd=tmp_path)
