@@ -34,7 +34,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -207,13 +207,25 @@ class Ledger:
         configuration set: the mark means "an attempt may have created it", and must stay until
         a record settles the set as created, exists or deleted.
         """
-        if (
-            outcome.status == Status.FAILED
-            and outcome.extra.get("ambiguous") is not True
-            and self.index.ambiguous(outcome.lane, outcome.name)
-        ):
-            outcome = _with_extra(outcome, ambiguous=True)
-        self._write(record_to_json(outcome))
+        self.append_many((outcome,))
+
+    def append_many(self, outcomes: Sequence[Outcome]) -> None:
+        """Record several rows with one write: all of them reach the OS, or none.
+
+        What :meth:`append` does for each, in order; the writer task hands over every outcome
+        waiting for it at once, so a busy run makes one system call per batch, not per row.
+        """
+        lines = []
+        for outcome in outcomes:
+            if (
+                outcome.status == Status.FAILED
+                and outcome.extra.get("ambiguous") is not True
+                and self.index.ambiguous(outcome.lane, outcome.name)
+            ):
+                outcome = _with_extra(outcome, ambiguous=True)
+            lines.append(record_to_json(outcome))
+        if lines:
+            self._write("\n".join(lines), records=len(lines))
 
     def append_rate(self, lane: Lane, rate: float) -> None:
         """Record the adaptive limiter's learned rate for ``lane``; a resumed run starts there."""
@@ -273,7 +285,7 @@ class Ledger:
         state = "closed" if self._fd is None else "dry run" if self.dry_run else "open"
         return f"<Ledger {str(self.path)!r} {state}, {len(self.index)} earlier rows>"
 
-    def _write(self, line: str, *, header: bool = False) -> None:
+    def _write(self, line: str, *, header: bool = False, records: int = 1) -> None:
         if self.dry_run:
             return
         if self._failed is not None:
@@ -293,7 +305,7 @@ class Ledger:
         self._end += len(data)
         self._dirty = True
         if not header:
-            self._written += 1
+            self._written += records
 
     def _fail(self, error: OSError) -> LedgerWriteError:
         """Remember a write failure (later appends raise it again) and undo a partial line."""

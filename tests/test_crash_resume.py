@@ -333,7 +333,11 @@ class TestForeignLedger:
 
 
 class FailingWrites:
-    """Makes writes to one ledger fail with an ``OSError`` once some lines went in."""
+    """A disk that fills up under one ledger: whole lines go in until some have, then no more.
+
+    The write that crosses the limit stores only the lines that fit (a short write, as a full
+    disk gives); the next write to the ledger raises the ``OSError``.
+    """
 
     def __init__(self) -> None:
         self._real_write = os.write
@@ -349,11 +353,13 @@ class FailingWrites:
                 is_ledger = os.readlink(f"/proc/self/fd/{fd}") == target
             except OSError:
                 is_ledger = False
-            if is_ledger:
-                if lines_written >= after:
-                    raise OSError(code, os.strerror(code))
-                lines_written += 1
-            return real_write(fd, data)
+            if not is_ledger:
+                return real_write(fd, data)
+            if lines_written >= after:
+                raise OSError(code, os.strerror(code))
+            lines = bytes(data).splitlines(keepends=True)[: after - lines_written]
+            lines_written += len(lines)
+            return real_write(fd, b"".join(lines))
 
         os.write = write
 
@@ -397,22 +403,27 @@ class TestLedgerWriteFailures:
             ledger_writes.restore()  # the disk has room again
 
             assert stopped.exit_code == 3, stopped.stderr
-            assert one_line_error(stopped.stderr) == (
-                f"bulk: error: cannot write ledger {ledger}: {os.strerror(code)}; "
-                f"60 records written before; {advice}"
-            )
             records = list(read_records(ledger))
             assert records[0]["kind"] == "run"
-            assert len(records) == 61  # nothing after the failure: no rate, no end record
+            # Records go in by the batch, and a batch the disk took only part of is undone:
+            # what the message counts is exactly what the ledger keeps, nothing after it.
+            kept = len(records) - 1
+            assert 0 < kept <= 60
+            assert all(record.get("status") for record in records[1:])  # no rate, no end
+            assert one_line_error(stopped.stderr) == (
+                f"bulk: error: cannot write ledger {ledger}: {os.strerror(code)}; "
+                f"{kept} records written before; {advice}"
+            )
             assert ledger.read_bytes().endswith(b"\n")
             calls_then = emu.stats()["calls"]["CreateConfigurationSet"]
             assert calls_then < 200  # it stopped taking rows
 
             guard = NoResend(ledger, emu.stats)
-            assert len(guard.names) >= 55
+            invalid = sum(record.get("status") == "invalid" for record in records)
+            assert len(guard.names) == kept - invalid
             resumed = cli(*args)
             assert resumed.exit_code == 1, resumed.stderr
-            assert skipped_line(resumed.stdout) == 60
+            assert skipped_line(resumed.stdout) == kept
             guard.check()
             check_invariants(
                 tenants,

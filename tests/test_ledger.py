@@ -689,6 +689,45 @@ class TestWriteFailures:
             monkeypatch.setattr(os, "write", real_write)
         assert [r.get("name") for r in lines(path)] == [None, "a"]
 
+    def test_a_batch_goes_in_with_one_write(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real_write = os.write
+        writes: list[bytes] = []
+
+        def counting(fd: int, data: Any) -> int:
+            writes.append(bytes(data))
+            return real_write(fd, data)
+
+        with open_ledger(path) as ledger:
+            monkeypatch.setattr(os, "write", counting)
+            ledger.append_many([outcome(name, row=n) for n, name in enumerate("abc", 1)])
+            ledger.append_many([])  # nothing to record: no write
+            monkeypatch.setattr(os, "write", real_write)
+            assert ledger.records_written == 3
+        assert len(writes) == 1 and writes[0].count(b"\n") == 3
+        assert [r.get("name") for r in lines(path)] == [None, "a", "b", "c"]
+
+    def test_a_batch_the_disk_took_only_part_of_is_undone_whole(
+        self, path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        real_write = os.write
+        with open_ledger(path) as ledger:
+            ledger.append(outcome("a"))
+
+            def first_line_only(fd: int, data: Any) -> int:
+                line = bytes(data).split(b"\n", 1)[0] + b"\n"
+                if len(line) < len(data):
+                    return real_write(fd, line)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(os, "write", first_line_only)
+            with pytest.raises(LedgerWriteError, match="1 records written before"):
+                ledger.append_many([outcome("b", row=2), outcome("c", row=3)])
+            monkeypatch.setattr(os, "write", real_write)
+        # "b" reached the file whole, but its batch did not: the ledger keeps what it reported.
+        assert [r.get("name") for r in lines(path)] == [None, "a"]
+
     @pytest.mark.parametrize("code", [errno.EROFS, errno.EBADF, errno.EIO])
     def test_other_write_errors(
         self, path: Path, monkeypatch: pytest.MonkeyPatch, code: int
