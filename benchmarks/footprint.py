@@ -155,7 +155,8 @@ def write_settled_ledger(input_path: Path, ledger_path: Path, url: str) -> int:
     Returns the number of row records written.
     """
     from bulk.ledger import Ledger
-    from bulk.models import Outcome, Row, Status, Target
+    from bulk.models import Outcome, Record, Row, Status, Target
+    from bulk.plan import row_fingerprints
     from bulk.settings import Settings
     from bulk.source import open_source
     from bulk.validate import Validator
@@ -164,28 +165,34 @@ def write_settled_ledger(input_path: Path, ledger_path: Path, url: str) -> int:
         service=SERVICE, region=REGION, endpoint_url=url, ledger=ledger_path, rate=100.0, burst=5
     )
     target = Target(service=SERVICE, region=REGION, profile=None, endpoint=url)
-    source = open_source(input_path)
+    source = open_source(input_path, service=SERVICE)
     validator = Validator(SERVICE, region=REGION)
+    salt = validator.fingerprint_salt(source.columns)
     written = 0
     with Ledger.open(
         ledger_path, input_name=input_path.name, target=target, settings=settings.header()
     ) as ledger:
-        for record in source.records():
-            row = validator.validate(record)
-            if not isinstance(row, Row):
-                raise RuntimeError(f"generated row {record.number} is invalid: {row.message}")
-            ledger.append(
-                Outcome(
-                    row=row.number,
-                    name=row.name,
-                    status=Status.CREATED,
-                    lane=row.lane,
-                    digest=row.digest,
-                    attempts=1,
-                    latency_ms=20.0,
+        for frame in source.frames():
+            prints = row_fingerprints(frame, salt)
+            assert prints is not None
+            for (number, *cells), fingerprint in zip(frame.iter_rows(), prints, strict=True):
+                values = dict(zip(source.columns, cells, strict=True))
+                row = validator.validate(Record(number, values, fingerprint))
+                if not isinstance(row, Row):
+                    raise RuntimeError(f"generated row {number} is invalid: {row.message}")
+                ledger.append(
+                    Outcome(
+                        row=row.number,
+                        name=row.name,
+                        status=Status.CREATED,
+                        lane=row.lane,
+                        digest=row.digest,
+                        attempts=1,
+                        latency_ms=20.0,
+                        fingerprint=row.fingerprint,
+                    )
                 )
-            )
-            written += 1
+                written += 1
         ledger.append_end({"total": written, "counts": {"created": written}, "exit_code": 0})
     return written
 

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import polars as pl
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulk.errors import BulkError, LedgerWriteError, TargetError
-from bulk.ledger import Ledger, Prior
+from bulk.ledger import Ledger
 from bulk.limiter import AdaptiveLimiter
 from bulk.models import Lane, Outcome, Row, Status, Target
+from bulk.plan import Plan, Planner, Send
 from bulk.retry import RetryPolicy
 from bulk.settings import Settings
 from bulk.source import open_source
@@ -46,7 +48,6 @@ EMULATOR_CREDENTIALS = ("AKIDBULKEMULATOR", "bulk-emulator-not-a-secret")
 
 _T = TypeVar("_T")
 
-_READ_BATCH = 256  # rows validated per hop into the reader thread
 _WRITE_BATCH = 256  # most records in one ledger write
 _SYNC_INTERVAL = 1.0  # seconds between ledger fsyncs
 _RATE_RECORD_INTERVAL = 30.0  # seconds between learned-rate records
@@ -60,12 +61,6 @@ class _LaneState:
     lane: Lane
     limiter: AdaptiveLimiter
     quota_stopped: bool = False
-
-
-@dataclass(frozen=True)
-class _Send:
-    row: Row
-    prior: Prior | None
 
 
 @dataclass
@@ -148,7 +143,8 @@ class Engine:
             ) as ledger:
                 if self._on_start is not None:
                     self._on_start(stats)
-                await self._pipeline(source.records(), validator, ledger, pool, stats)
+                planner = Planner(source.columns, validator, ledger.index, stats)
+                await self._pipeline(source.frames(), planner, ledger, pool, stats)
                 summary = self._finish(ledger, stats)
         if isinstance(self.control.abort, LedgerWriteError):
             raise self.control.abort
@@ -209,14 +205,14 @@ class Engine:
 
     async def _pipeline(
         self,
-        records: Iterator[Any],
-        validator: Validator,
+        frames: Iterator[pl.DataFrame],
+        planner: Planner,
         ledger: Ledger,
         pool: TargetPool | None,
         stats: RunStats,
     ) -> None:
         s = self.settings
-        work_send, work_recv = anyio.create_memory_object_stream[_Send](s.concurrency * 2)
+        work_send, work_recv = anyio.create_memory_object_stream[Send](s.concurrency * 2)
         out_send, out_recv = anyio.create_memory_object_stream[Outcome](s.concurrency * 4)
         drain_scope = anyio.CancelScope()
         housekeeping = anyio.CancelScope()
@@ -231,7 +227,7 @@ class Engine:
                                 self._worker, work_recv.clone(), out_send.clone(), ledger, pool
                             )
                         work_recv.close()
-                        await self._reader(records, validator, ledger, work_send, out_send, stats)
+                        await self._reader(frames, planner, work_send, out_send, stats)
             housekeeping.cancel()
 
     async def _housekeeping(
@@ -279,52 +275,28 @@ class Engine:
 
     async def _reader(
         self,
-        records: Iterator[Any],
-        validator: Validator,
-        ledger: Ledger,
-        work_send: MemoryObjectSendStream[_Send],
+        frames: Iterator[pl.DataFrame],
+        planner: Planner,
+        work_send: MemoryObjectSendStream[Send],
         out_send: MemoryObjectSendStream[Outcome],
         stats: RunStats,
     ) -> None:
-        index = ledger.index
-
-        def next_batch() -> list[Outcome | _Send | Status]:
-            """Read and validate up to one batch; a skipped row is given as its prior status."""
-            batch: list[Outcome | _Send | Status] = []
-            for record in records:
-                item = validator.validate(record)
-                prior = index.get(item.lane, item.name, item.digest)
-                if isinstance(item, Outcome):
-                    # An invalid row is settled once recorded with the same content and row
-                    # number, whatever was recorded since for other rows with its name.
-                    unchanged = index.recorded_invalid(item.lane, item.name, item.digest, item.row)
-                    batch.append(Status.INVALID if unchanged else item)
-                elif prior is None or prior.status is Status.FAILED:
-                    batch.append(_Send(item, prior))
-                elif prior.status in (Status.CREATED, Status.EXISTS):
-                    if prior.digest != item.digest:
-                        stats.note_drift(item.name, item.number)
-                    batch.append(prior.status)
-                elif prior.status is Status.INVALID and prior.digest == item.digest:
-                    batch.append(Status.INVALID)
-                else:
-                    # Fixed since it was invalid, or deleted by rollback: send again.
-                    batch.append(_Send(item, prior))
-                if len(batch) >= _READ_BATCH:
-                    break
-            return batch
+        def next_plan() -> Plan | None:
+            """Read and decide one batch of rows, in the worker thread."""
+            frame = next(frames, None)
+            return None if frame is None else planner.plan(frame)
 
         async with work_send:
             while not self.control.stopping.is_set():
-                batch = await anyio.to_thread.run_sync(next_batch)
-                if not batch:
+                plan = await anyio.to_thread.run_sync(next_plan)
+                if plan is None:
                     break
-                for item in batch:
+                for status, count in plan.skipped.items():
+                    stats.note_skip(status, count)
+                for item in plan.items:
                     if self.control.stopping.is_set():
                         break
-                    if isinstance(item, Status):
-                        stats.note_skip(item)
-                    elif isinstance(item, Outcome):
+                    if isinstance(item, Outcome):
                         await _put(out_send, item)
                     elif self.settings.dry_run:
                         stats.would_send += 1
@@ -333,7 +305,7 @@ class Engine:
 
     async def _worker(
         self,
-        work_recv: MemoryObjectReceiveStream[_Send],
+        work_recv: MemoryObjectReceiveStream[Send],
         out_send: MemoryObjectSendStream[Outcome],
         ledger: Ledger,
         pool: TargetPool | None,
@@ -355,7 +327,7 @@ class Engine:
                 if outcome is not None:
                     await _put(out_send, outcome)
 
-    async def _send(self, item: _Send, ledger: Ledger, pool: TargetPool) -> Outcome | None:
+    async def _send(self, item: Send, ledger: Ledger, pool: TargetPool) -> Outcome | None:
         """Send one row with retries; ``None`` leaves it pending for the next run."""
         row = item.row
         target = await pool.get(row.lane)
@@ -445,6 +417,7 @@ class Engine:
             latency_ms=round(result.latency_ms, 2),
             request_id=result.request_id,
             extra=extra,
+            fingerprint=row.fingerprint,
         )
 
     async def _writer(

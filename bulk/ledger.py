@@ -61,7 +61,7 @@ __all__ = [
 # and no kind.
 _ROW_KEYS = frozenset(
     {"row", "name", "status", "code", "message", "attempts", "lane", "latency_ms"}
-    | {"request_id", "time", "digest", "kind"}
+    | {"request_id", "time", "digest", "cells", "kind"}
 )
 _SECRET_KEY = re.compile(
     r"secret|token|passw|pwd|credential|access.?key|api.?key|private.?key|session|auth",
@@ -96,6 +96,8 @@ def record_to_json(outcome: Outcome) -> str:
         "time": _now(),
         "digest": outcome.digest,
     }
+    if outcome.fingerprint is not None:
+        record["cells"] = f"{outcome.fingerprint:016x}"
     for key, value in outcome.extra.items():
         if key not in _ROW_KEYS:
             record[key] = value

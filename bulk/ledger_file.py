@@ -52,6 +52,7 @@ _SCHEMA: dict[str, Any] = {
     "code": pl.String,
     "ambiguous": pl.Boolean,
     "rate": pl.Float64,
+    "cells": pl.String,
 }
 # polars decodes a lone surrogate escape as U+0000, json keeps it: such chunks take the slow path.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -251,7 +252,7 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
             lane, rate = record.get("lane"), record.get("rate")
             if not isinstance(lane, str) or not _is_number(rate):
                 lane = rate = None  # malformed rate records are advisory: ignore them
-            return (kind, lane, None, None, None, None, None, None, rate)
+            return (kind, lane, None, None, None, None, None, None, rate, None)
         return (kind, *([None] * (len(_SCHEMA) - 1)))
     status = record.get("status")
     if status is None:
@@ -268,7 +269,10 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
     if code is not None and not isinstance(code, str):
         return "'code' is not a string or null"
     ambiguous = record.get("ambiguous") is True
-    return (None, lane, name, status, digest, row, code, ambiguous, None)
+    cells = record.get("cells")
+    if not isinstance(cells, str) or not cells.isascii():
+        cells = None  # the row's fingerprint is a hint: without it the row is read in full
+    return (None, lane, name, status, digest, row, code, ambiguous, None, cells)
 
 
 def _run_header(record: dict[str, Any]) -> RunHeader | str:

@@ -46,11 +46,13 @@ class Record:
 
     ``number`` is the 1-based data row number (the header is not counted). ``values`` maps
     each column of the file to its cell; an empty cell is ``None``. CSV cells are strings,
-    Parquet cells are native Python values.
+    Parquet cells are native Python values. ``fingerprint`` is a 64-bit hash of the row number
+    and the raw cells (see :func:`bulk.plan.row_fingerprints`), when the reader computed one.
     """
 
     number: int
     values: Mapping[str, Any]
+    fingerprint: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class Row:
     """A validated row, ready to send: the ``CreateConfigurationSet`` keyword arguments.
 
     ``digest`` is a stable hash of ``request`` and ``lane``: the ledger keeps it so a resumed
-    run can tell a row the user changed from one it already handled.
+    run can tell a row the user changed from one it already handled. ``fingerprint`` is its
+    record's (see :class:`Record`).
     """
 
     number: int
@@ -66,6 +69,7 @@ class Row:
     lane: Lane
     request: Mapping[str, Any]
     digest: str
+    fingerprint: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Outcome:
     latency_ms: float | None = None
     request_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: int | None = None  # the input row's (see Record): lets a resume skip it unread
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class ResumeIndex:
         # lane -> (name, digest, row) of every invalid record; invalid rows are few: a set.
         self._invalid_rows: dict[str, set[tuple[bytes, str, int]]] = {}
         self._meta = array("I")
+        self._fingerprints = array("Q")  # position -> the input row's fingerprint, 0 if none
         self._codes: list[str | None] = [None]
         self._code_ids: dict[str, int] = {}
         self._width = 0  # bytes per digest in _blob; 0 until a hex digest is seen
@@ -201,6 +202,38 @@ class ResumeIndex:
                 tally[_INVALID] += 1
         return {status.value: n for status, n in zip(_STATUSES, tally, strict=True)}
 
+    @cached_property
+    def unchanged(self) -> pl.DataFrame:
+        """The fingerprints of input rows a resumed run may skip unread, sorted, with statuses.
+
+        One row per (lane, name) whose latest record about the configuration set is
+        ``created`` or ``exists`` and carries the fingerprint of the input row it was made
+        from: an input row with that very fingerprint (same row number, same cells, same
+        defaults) would validate to the same request, so the decision is already known.
+        Columns ``fingerprint`` (UInt64, ascending) and ``status`` (``Status`` values).
+        """
+        meta, fingerprints = self._meta, self._fingerprints
+        settled = (_STATUS_ID[Status.CREATED.value], _STATUS_ID[Status.EXISTS.value])
+        found: list[int] = []
+        codes: list[int] = []
+        for names in self._state.values():
+            for packed in names.values():
+                pos = packed & _POS_MASK
+                status = meta[pos] & 7
+                if status in settled and fingerprints[pos]:
+                    found.append(fingerprints[pos])
+                    codes.append(status)
+        frame = pl.DataFrame(
+            {"fingerprint": found, "code": codes},
+            schema={"fingerprint": pl.UInt64, "code": pl.UInt8},
+        )
+        return frame.sort("fingerprint").select(
+            "fingerprint",
+            status=pl.col("code").replace_strict(
+                {i: status.value for i, status in enumerate(_STATUSES)}, return_dtype=pl.String
+            ),
+        )
+
     # -- lookups -------------------------------------------------------------------------------
 
     def _key(self, lane: Lane | str) -> str:
@@ -284,6 +317,7 @@ class ResumeIndex:
 
     def _add_rows(self, rows: pl.DataFrame) -> None:
         self.__dict__.pop("counts", None)
+        self.__dict__.pop("unchanged", None)
         self._last = (None, None, None)
         n = rows.height
         base = len(self._meta)
@@ -294,6 +328,11 @@ class ResumeIndex:
         status = rows["status"].replace_strict(_STATUS_ID, return_dtype=pl.UInt32)
         ambiguous = rows["ambiguous"].fill_null(False).cast(pl.UInt32) * _AMBIGUOUS
         self._meta.extend((status + ambiguous + self._code_ids_of(rows["code"]) * 16).to_list())
+        if "cells" in rows.columns:
+            cells = rows["cells"].str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+            self._fingerprints.extend(cells.fill_null(0).to_list())
+        else:
+            self._fingerprints.extend(bytes(8 * n))
         self._add_digests(rows["digest"], positions, base)
         names = rows["name"]
         if names.dtype != pl.Binary:

@@ -83,10 +83,18 @@ class Source:
         first to find out before sending anything).
         """
         columns = self.columns
+        for frame in self.frames():
+            for number, *cells in frame.iter_rows():
+                yield Record(number, dict(zip(columns, cells, strict=True)))
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The rows `records` gives, a batch at a time, as frames.
+
+        Column 0 is the row number, then one column per entry of `columns`: cells trimmed,
+        blank ones null, blank rows left out.
+        """
         try:
-            for frame in self._batches():
-                for number, *cells in frame.iter_rows():
-                    yield Record(number, dict(zip(columns, cells, strict=True)))
+            yield from self._batches()
         except _POLARS_ERRORS as exc:
             raise self._read_error(exc) from None
 

@@ -51,9 +51,9 @@ class RunStats:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def note_skip(self, status: Status) -> None:
-        self.skipped += 1
-        self.skipped_by_status[status.value] += 1
+    def note_skip(self, status: Status, count: int = 1) -> None:
+        self.skipped += count
+        self.skipped_by_status[status.value] += count
 
     def note_drift(self, name: str, number: int) -> None:
         self.drift += 1

@@ -1,0 +1,175 @@
+"""Deciding every input row against the ledger: skip it, record it invalid, or send it.
+
+The resume rules are DESIGN.md's ("Ledger"); :class:`~bulk.resume.ResumeIndex` holds what
+earlier runs recorded. Deciding a row means validating it, for its request digest, at some
+20 µs a row: a resume of a million settled rows would spend most of its time proving that
+nothing changed. So each row also gets a *fingerprint*, a 64-bit hash of its row number and
+raw cells (and of what else decides its request: the header, the default lane), computed by
+polars for a whole batch at once and kept in the row's ledger record. A row whose fingerprint
+is the one on its name's latest ``created``/``exists`` record is skipped unread: the same
+cells at the same place validate to the same request, so the slow path would skip it too.
+Only its name is noted, so duplicate detection sees exactly what it would have seen.
+Everything else (new, changed, failed, invalid rows) takes the full path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from bulk.models import Outcome, Record, Row, Status
+from bulk.resume import Prior, ResumeIndex
+from bulk.summary import RunStats
+from bulk.validate import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, Validator
+
+__all__ = ["Plan", "Planner", "Send", "row_fingerprints"]
+
+_SEED = 0x6275_6C6B  # any fixed seed: fingerprints must be the same in every run
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A row to send, with what an earlier run recorded for it (if anything)."""
+
+    row: Row
+    prior: Prior | None
+
+
+@dataclass
+class Plan:
+    """One batch of rows decided: what to record or send, in file order, and what to skip."""
+
+    items: list[Outcome | Send] = field(default_factory=list)
+    skipped: Counter[Status] = field(default_factory=Counter)
+
+
+def row_fingerprints(frame: pl.DataFrame, salt: str) -> pl.Series | None:
+    """64-bit fingerprints of a :meth:`~bulk.source.Source.frames` batch, one per row.
+
+    Each hashes ``salt``, the row number and every cell, each cell as its length and text so
+    that no two different rows concatenate alike (a null cell is ``-``, distinct from any
+    length). ``None`` if a column cannot be cast to text (such rows take the full path).
+    """
+    parts: list[pl.Expr] = [pl.lit(salt), pl.col(frame.columns[0]).cast(pl.String)]
+    for name in frame.columns[1:]:
+        cell = pl.col(name).cast(pl.String)
+        parts += [cell.str.len_bytes().cast(pl.String).fill_null("-"), cell.fill_null("")]
+    try:
+        return frame.select(pl.concat_str(parts, separator=":").hash(_SEED)).to_series()
+    except pl.exceptions.PolarsError:
+        return None
+
+
+class Planner:
+    """Decides the rows of one input file, batch by batch, for the engine's reader.
+
+    Not thread-safe; the reader calls it from one worker thread at a time. Drift (a created
+    row whose request changed) is noted in ``stats`` as it is found.
+    """
+
+    def __init__(
+        self, columns: Sequence[str], validator: Validator, index: ResumeIndex, stats: RunStats
+    ) -> None:
+        self._columns = tuple(columns)
+        self._validator = validator
+        self._index = index
+        self._stats = stats
+        self._salt = validator.fingerprint_salt(columns)
+        unchanged = index.unchanged
+        self._known = unchanged if unchanged.height else None
+        self._name_at = 1 + self._columns.index(NAME_COLUMN)
+        self._region_at = self._where(REGION_COLUMN)
+        self._profile_at = self._where(PROFILE_COLUMN)
+
+    def plan(self, frame: pl.DataFrame) -> Plan:
+        """Decide every row of ``frame`` (a ``Source.frames`` batch), in file order."""
+        plan = Plan()
+        fingerprints = row_fingerprints(frame, self._salt)
+        if fingerprints is None:
+            for number, *cells in frame.iter_rows():
+                self._decide(Record(number, dict(zip(self._columns, cells, strict=True))), plan)
+            return plan
+        statuses = self._known_statuses(fingerprints)
+        if statuses is None:  # nothing to skip unread: every row takes the full path
+            for (number, *cells), fingerprint in zip(
+                frame.iter_rows(), fingerprints.to_list(), strict=True
+            ):
+                record = Record(number, dict(zip(self._columns, cells, strict=True)), fingerprint)
+                self._decide(record, plan)
+            return plan
+        self._plan_resumed(frame, fingerprints, statuses, plan)
+        return plan
+
+    def _plan_resumed(
+        self, frame: pl.DataFrame, fingerprints: pl.Series, statuses: pl.Series, plan: Plan
+    ) -> None:
+        """Rows with a known fingerprint are claimed and skipped; the rest are decided."""
+        known = statuses.is_not_null()
+        numbers = frame.to_series(0).to_list()
+        names = frame.to_series(self._name_at).to_list()
+        regions = self._cells(frame, self._region_at)
+        profiles = self._cells(frame, self._profile_at)
+        status_of = statuses.to_list()
+        prints = fingerprints.to_list()
+        rest = frame.filter(~known).iter_rows()  # the unknown rows, in order
+        claim = self._validator.claim
+        skipped = plan.skipped
+        for i, status in enumerate(status_of):
+            if status is not None:
+                region = None if regions is None else regions[i]
+                profile = None if profiles is None else profiles[i]
+                if claim(names[i], numbers[i], region, profile):
+                    skipped[Status(status)] += 1
+                    continue
+                cells = list(frame.row(i)[1:])  # now a duplicate, or in a lane not met yet
+            else:
+                _, *cells = next(rest)
+            record = Record(numbers[i], dict(zip(self._columns, cells, strict=True)), prints[i])
+            self._decide(record, plan)
+
+    def _known_statuses(self, fingerprints: pl.Series) -> pl.Series | None:
+        """Per row, the status recorded under its fingerprint, or null; None if none is known."""
+        known = self._known
+        if known is None:
+            return None
+        keys = known.to_series(0)
+        at = keys.search_sorted(fingerprints).clip(0, keys.len() - 1)
+        found = keys.gather(at) == fingerprints
+        if not found.any():
+            return None
+        nothing = pl.repeat(None, found.len(), dtype=pl.String, eager=True)
+        return known.to_series(1).gather(at).zip_with(found, nothing)
+
+    def _decide(self, record: Record, plan: Plan) -> None:
+        """The full path: validate the row, then apply the resume rules to what it became."""
+        index = self._index
+        item = self._validator.validate(record)
+        prior = index.get(item.lane, item.name, item.digest)
+        if isinstance(item, Outcome):
+            # An invalid row is settled once recorded with the same content and row number,
+            # whatever was recorded since for other rows with its name.
+            if index.recorded_invalid(item.lane, item.name, item.digest, item.row):
+                plan.skipped[Status.INVALID] += 1
+            else:
+                plan.items.append(item)
+        elif prior is None or prior.status is Status.FAILED:
+            plan.items.append(Send(item, prior))
+        elif prior.status in (Status.CREATED, Status.EXISTS):
+            if prior.digest != item.digest:
+                self._stats.note_drift(item.name, item.number)
+            plan.skipped[prior.status] += 1
+        elif prior.status is Status.INVALID and prior.digest == item.digest:
+            plan.skipped[Status.INVALID] += 1
+        else:
+            # Fixed since it was invalid, or deleted by rollback: send again.
+            plan.items.append(Send(item, prior))
+
+    def _where(self, column: str) -> int | None:
+        return 1 + self._columns.index(column) if column in self._columns else None
+
+    @staticmethod
+    def _cells(frame: pl.DataFrame, at: int | None) -> list[object] | None:
+        return None if at is None else frame.to_series(at).to_list()
