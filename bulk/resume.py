@@ -332,7 +332,7 @@ class ResumeIndex:
             cells = rows["cells"].str.to_integer(base=16, dtype=pl.UInt64, strict=False)
             self._fingerprints.extend(cells.fill_null(0).to_list())
         else:
-            self._fingerprints.extend(bytes(8 * n))
+            self._fingerprints.frombytes(bytes(8 * n))
         self._add_digests(rows["digest"], positions, base)
         names = rows["name"]
         if names.dtype != pl.Binary:
