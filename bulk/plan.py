@@ -88,17 +88,11 @@ class Planner:
         """Decide every row of ``frame`` (a ``Source.frames`` batch), in file order."""
         plan = Plan()
         fingerprints = row_fingerprints(frame, self._salt)
-        if fingerprints is None:
-            for number, *cells in frame.iter_rows():
-                self._decide(Record(number, dict(zip(self._columns, cells, strict=True))), plan)
-            return plan
-        statuses = self._known_statuses(fingerprints)
-        if statuses is None:  # nothing to skip unread: every row takes the full path
-            for (number, *cells), fingerprint in zip(
-                frame.iter_rows(), fingerprints.to_list(), strict=True
-            ):
-                record = Record(number, dict(zip(self._columns, cells, strict=True)), fingerprint)
-                self._decide(record, plan)
+        statuses = None if fingerprints is None else self._known_statuses(fingerprints)
+        if fingerprints is None or statuses is None:  # nothing to skip unread: the full path
+            prints = [None] * frame.height if fingerprints is None else fingerprints.to_list()
+            for (number, *cells), fingerprint in zip(frame.iter_rows(), prints, strict=True):
+                self._decide(self._record(number, cells, fingerprint), plan)
             return plan
         self._plan_resumed(frame, fingerprints, statuses, plan)
         return plan
@@ -127,8 +121,7 @@ class Planner:
                 cells = list(frame.row(i)[1:])  # now a duplicate, or in a lane not met yet
             else:
                 _, *cells = next(rest)
-            record = Record(numbers[i], dict(zip(self._columns, cells, strict=True)), prints[i])
-            self._decide(record, plan)
+            self._decide(self._record(numbers[i], cells, prints[i]), plan)
 
     def _known_statuses(self, fingerprints: pl.Series) -> pl.Series | None:
         """Per row, the status recorded under its fingerprint, or null; None if none is known."""
@@ -166,6 +159,9 @@ class Planner:
         else:
             # Fixed since it was invalid, or deleted by rollback: send again.
             plan.items.append(Send(item, prior))
+
+    def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> Record:
+        return Record(number, dict(zip(self._columns, cells, strict=True)), fingerprint)
 
     def _where(self, column: str) -> int | None:
         return 1 + self._columns.index(column) if column in self._columns else None
