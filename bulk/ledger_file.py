@@ -97,6 +97,7 @@ def scan(fd: int, path: Path) -> Scan:
             frame, runs = parsed
             result.runs.extend(runs)
             result.index.fold(frame)
+    result.index.seal()
     return result
 
 

@@ -100,28 +100,41 @@ class Planner:
     def _plan_resumed(
         self, frame: pl.DataFrame, fingerprints: pl.Series, statuses: pl.Series, plan: Plan
     ) -> None:
-        """Rows with a known fingerprint are claimed and skipped; the rest are decided."""
-        known = statuses.is_not_null()
+        """Rows with a known fingerprint are claimed and skipped; the rest are decided.
+
+        In file order, as duplicate detection needs: each run of known rows is claimed at
+        once, then the rows of it that could not be claimed are decided, then the unknown
+        row that ends the run.
+        """
         numbers = frame.to_series(0).to_list()
         names = frame.to_series(self._name_at).to_list()
         regions = self._cells(frame, self._region_at)
         profiles = self._cells(frame, self._profile_at)
         status_of = statuses.to_list()
         prints = fingerprints.to_list()
-        rest = frame.filter(~known).iter_rows()  # the unknown rows, in order
-        claim = self._validator.claim
-        skipped = plan.skipped
-        for i, status in enumerate(status_of):
-            if status is not None:
-                region = None if regions is None else regions[i]
-                profile = None if profiles is None else profiles[i]
-                if claim(names[i], numbers[i], region, profile):
-                    skipped[Status(status)] += 1
-                    continue
-                cells = list(frame.row(i)[1:])  # now a duplicate, or in a lane not met yet
-            else:
+        unknown = statuses.is_null()
+        rest = frame.filter(unknown).iter_rows()  # the unknown rows, in order
+        start = 0
+        for stop in (*unknown.arg_true().to_list(), frame.height):
+            if stop > start:
+                lost = self._validator.claim_many(
+                    names[start:stop],
+                    numbers[start:stop],
+                    None if regions is None else regions[start:stop],
+                    None if profiles is None else profiles[start:stop],
+                )
+                tally = Counter(status_of[start:stop])
+                for i in lost:  # now a duplicate, or in a lane not met yet
+                    at = start + i
+                    tally[status_of[at]] -= 1
+                    self._decide(self._record(numbers[at], frame.row(at)[1:], prints[at]), plan)
+                for status, count in tally.items():
+                    if count:
+                        plan.skipped[Status(status)] += count
+            if stop < frame.height:
                 _, *cells = next(rest)
-            self._decide(self._record(numbers[i], cells, prints[i]), plan)
+                self._decide(self._record(numbers[stop], cells, prints[stop]), plan)
+            start = stop + 1
 
     def _known_statuses(self, fingerprints: pl.Series) -> pl.Series | None:
         """Per row, the status recorded under its fingerprint, or null; None if none is known."""

@@ -7,19 +7,27 @@ exists, invalid) are skipped; an invalid row only while its content (digest) is 
 created/exists row whose content changed is drift, reported and never re-sent; failed and
 deleted rows are sent again.
 
-A million rows must fit in under 200 MB, so each (lane, name) keeps one packed int in a
-per-lane dict keyed by the name's UTF-8 bytes, and the rest lives in flat arrays indexed by
-the record's position in the file: no Python object per record beyond the key and its int.
+A million records must load in about a second and fit in a few tens of MB, so the index
+holds no Python object per record. What a record says (status, row, digest, code) lives in
+flat arrays indexed by its position in the file. A (lane, name) is found by its 64-bit key,
+Python's hash of the pair, in a sorted array of keys beside the position of its latest
+record: a binary search per lookup. The keys are sorted, and the latest record per key
+chosen, by polars, once all records are in (:meth:`ResumeIndex.seal`).
+
+Two names whose keys collide (odds about 3e-8 for a million names against a million
+records, the hash seed being random per process) would share one entry: the later name's
+row would be judged against the other's record, whose digest (the request, name included)
+differs, so the row is reported as drift rather than sent; it is never skipped silently.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 from array import array
-from collections.abc import Iterator
+from bisect import bisect_left
 from dataclasses import dataclass
-from functools import cached_property
 
 import polars as pl
 
@@ -28,19 +36,23 @@ from bulk.models import Lane, Status
 
 __all__ = ["ROW_LIMIT", "Action", "Prior", "ResumeIndex"]
 
-# A key's dict value packs ``row << 32 | position``; the record's status, ambiguity and code id
-# live in ``_meta[position]`` as ``status | ambiguous << 3 | code_id << 4``.
-_POS_BITS = 32
-_POS_MASK = (1 << _POS_BITS) - 1
+# A record's status, ambiguity and code id live in ``_meta[position]`` as
+# ``status | ambiguous << 3 | code_id << 4``; its row number in ``_rows[position]``.
+_POS_LIMIT = (1 << 32) - 1
 ROW_LIMIT = 1 << 32  # row numbers are in [0, ROW_LIMIT)
 _CODE_LIMIT = 1 << 28
 _STATUSES: tuple[Status, ...] = tuple(Status)
 _STATUS_ID = {status.value: i for i, status in enumerate(_STATUSES)}
 _AMBIGUOUS = 8
 _INVALID = _STATUSES.index(Status.INVALID)  # ids above it are failed and deleted
+_SETTLED = (_STATUSES.index(Status.CREATED), _STATUSES.index(Status.EXISTS))
 _HEX = r"^(?:[0-9a-f]{2})+$"
-
-_Names = dict[bytes, int] | None  # a lane's name -> packed record, if the lane has any
+_STATUS_ENUM = pl.Enum([status.value for status in _STATUSES])
+_PARTS_SCHEMA = {"key": pl.Int64, "pos": pl.UInt32, "status": pl.UInt8, "fingerprint": pl.UInt64}
+_EMPTY = pl.DataFrame(schema=_PARTS_SCHEMA)
+_TO_LIST = 1 << 16  # values converted to Python ints at a time, to bound the transient lists
+_SLICE_BITS = 4
+_SLICES = 1 << _SLICE_BITS  # the key space is sorted in this many slices
 
 
 class Action(enum.StrEnum):
@@ -78,8 +90,9 @@ class Prior:
 class ResumeIndex:
     """What earlier runs recorded, per (lane, name), and the learned rate per lane.
 
-    Built by :func:`scan`; an empty index (``ResumeIndex()``) stands for a new ledger. Lookups
-    take a :class:`~bulk.models.Lane` or its string form (``"sesv2/default/us-east-1"``).
+    Built by :func:`scan` (``fold`` each chunk of records, then ``seal``); an empty index
+    (``ResumeIndex()``) stands for a new ledger. Lookups take a :class:`~bulk.models.Lane`
+    or its string form (``"sesv2/default/us-east-1"``), and seal the index if need be.
 
     Two records are kept per (lane, name): the latest about the configuration set (``created``,
     ``exists``, ``failed``, ``deleted``) and the latest ``invalid`` one, which is about an
@@ -94,12 +107,13 @@ class ResumeIndex:
     """
 
     def __init__(self) -> None:
-        self._state: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, set records
-        self._invalid: dict[str, dict[bytes, int]] = {}  # lane -> name -> packed, invalid ones
+        self._meta = array("I")  # position -> status | ambiguous << 3 | code id << 4
+        self._rows = array("I")  # position -> row number
+        # Until sealed, per folded chunk: each record's key, position, status and input-row
+        # fingerprint (0 if none).
+        self._parts: list[pl.DataFrame] = []
         # lane -> (name, digest, row) of every invalid record; invalid rows are few: a set.
-        self._invalid_rows: dict[str, set[tuple[bytes, str, int]]] = {}
-        self._meta = array("I")
-        self._fingerprints = array("Q")  # position -> the input row's fingerprint, 0 if none
+        self._invalid_rows: dict[str, set[tuple[str, str, int]]] = {}
         self._codes: list[str | None] = [None]
         self._code_ids: dict[str, int] = {}
         self._width = 0  # bytes per digest in _blob; 0 until a hex digest is seen
@@ -107,8 +121,8 @@ class ResumeIndex:
         self._odd: dict[int, str] = {}  # position -> digest that is not hex of _width bytes
         self._rates: dict[str, float] = {}
         self._lane_keys: dict[Lane, str] = {}
-        # _dicts() cache, one attribute so that a reader in another thread sees a whole triple.
-        self._last: tuple[Lane | str | None, _Names, _Names] = (None, None, None)
+        self._sealed: _Sealed | None = None
+        self._sealing = threading.Lock()
 
     def get(self, lane: Lane | str, name: str, digest: str | None = None) -> Prior | None:
         """What earlier runs recorded for ``name`` in ``lane``; ``None`` if nothing.
@@ -117,27 +131,21 @@ class ResumeIndex:
         ``invalid`` record if it is about this content, else the latest record about the
         configuration set, else the latest ``invalid`` record.
         """
-        packed = self._packed(lane, name, digest)
-        return None if packed is None else self._prior(packed)
+        pos = self._position(lane, name, digest)
+        return None if pos is None else self._prior(pos)
 
     def action(self, lane: Lane | str, name: str, digest: str) -> Action:
         """What a resumed run does with the row ``name`` whose request hashes to ``digest``.
 
         Same answer as ``get(lane, name, digest).action(digest)``, without building a Prior.
         """
-        packed = self._packed(lane, name, digest)
-        if packed is None:
+        pos = self._position(lane, name, digest)
+        if pos is None:
             return Action.SEND
-        pos = packed & _POS_MASK
         status = self._meta[pos] & 7
         if status > _INVALID:  # failed, deleted
             return Action.SEND
-        width = self._width
-        if self._odd and pos in self._odd:
-            same = self._odd[pos] == digest
-        else:
-            same = self._blob[pos * width : (pos + 1) * width].hex() == digest
-        if same:
+        if self._digest(pos) == digest:
             return Action.SKIP
         return Action.SEND if status == _INVALID else Action.DRIFT
 
@@ -150,59 +158,28 @@ class ResumeIndex:
         and a row identical to another gets a record of its own.
         """
         recorded = self._invalid_rows.get(self._key(lane))
-        key = (name.encode("utf-8", "surrogatepass"), digest, row)
-        return recorded is not None and key in recorded
+        return recorded is not None and (name, digest, row) in recorded
 
     def ambiguous(self, lane: Lane | str, name: str) -> bool:
         """Whether the latest record about this configuration set is an ambiguous failure."""
-        state = self._state.get(self._key(lane))
-        packed = None if state is None else state.get(name.encode("utf-8", "surrogatepass"))
-        return packed is not None and bool(self._meta[packed & _POS_MASK] & _AMBIGUOUS)
+        sealed = self._ready()
+        pos = _find(sealed.state_keys, sealed.state_positions, hash((self._key(lane), name)))
+        return pos is not None and bool(self._meta[pos] & _AMBIGUOUS)
 
     def learned_rate(self, lane: Lane | str) -> float | None:
         """The adaptive limiter's last recorded rate for ``lane`` (requests/s), if any."""
         return self._rates.get(self._key(lane))
 
-    def items(self) -> Iterator[tuple[str, str, Prior]]:
-        """Every (lane, name, latest record), lane by lane in first-seen order."""
-        for lane in dict.fromkeys([*self._state, *self._invalid]):
-            state = self._state.get(lane, {})
-            invalid = self._invalid.get(lane, {})
-            for name, packed in state.items():
-                other = invalid.get(name)
-                latest = packed if other is None else self._choose(packed, other, None)
-                yield lane, name.decode("utf-8", "surrogatepass"), self._prior(latest)
-            for name, packed in invalid.items():
-                if name not in state:
-                    yield lane, name.decode("utf-8", "surrogatepass"), self._prior(packed)
-
     def __len__(self) -> int:
-        total = sum(len(names) for names in self._state.values())
-        for lane, invalid in self._invalid.items():
-            state = self._state.get(lane, {})
-            total += sum(1 for name in invalid if name not in state)
-        return total
+        """How many (lane, name) keys have a record."""
+        return self._ready().length
 
-    @cached_property
+    @property
     def counts(self) -> dict[str, int]:
         """How many (lane, name) keys have each status as their latest record."""
-        tally = [0] * len(_STATUSES)
-        meta = self._meta
-        for names in self._state.values():
-            for packed in names.values():
-                tally[meta[packed & _POS_MASK] & 7] += 1
-        for lane, invalid in self._invalid.items():
-            state = self._state.get(lane, {})
-            for name, packed in invalid.items():
-                earlier = state.get(name)
-                if earlier is not None:
-                    if earlier & _POS_MASK > packed & _POS_MASK:
-                        continue
-                    tally[meta[earlier & _POS_MASK] & 7] -= 1
-                tally[_INVALID] += 1
-        return {status.value: n for status, n in zip(_STATUSES, tally, strict=True)}
+        return dict(self._ready().counts)
 
-    @cached_property
+    @property
     def unchanged(self) -> pl.DataFrame:
         """The fingerprints of input rows a resumed run may skip unread, sorted, with statuses.
 
@@ -210,29 +187,10 @@ class ResumeIndex:
         ``created`` or ``exists`` and carries the fingerprint of the input row it was made
         from: an input row with that very fingerprint (same row number, same cells, same
         defaults) would validate to the same request, so the decision is already known.
-        Columns ``fingerprint`` (UInt64, ascending) and ``status`` (``Status`` values).
+        Columns ``fingerprint`` (UInt64, ascending) and ``status`` (an Enum of ``Status``
+        values).
         """
-        meta, fingerprints = self._meta, self._fingerprints
-        settled = (_STATUS_ID[Status.CREATED.value], _STATUS_ID[Status.EXISTS.value])
-        found: list[int] = []
-        codes: list[int] = []
-        for names in self._state.values():
-            for packed in names.values():
-                pos = packed & _POS_MASK
-                status = meta[pos] & 7
-                if status in settled and fingerprints[pos]:
-                    found.append(fingerprints[pos])
-                    codes.append(status)
-        frame = pl.DataFrame(
-            {"fingerprint": found, "code": codes},
-            schema={"fingerprint": pl.UInt64, "code": pl.UInt8},
-        )
-        return frame.sort("fingerprint").select(
-            "fingerprint",
-            status=pl.col("code").replace_strict(
-                {i: status.value for i, status in enumerate(_STATUSES)}, return_dtype=pl.String
-            ),
-        )
+        return self._ready().unchanged
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -244,44 +202,34 @@ class ResumeIndex:
             key = self._lane_keys[lane] = str(lane)
         return key
 
-    def _dicts(self, lane: Lane | str) -> tuple[_Names, _Names]:
-        """The lane's two name dicts; remembered, as the engine asks about one lane at a time."""
-        key = self._key(lane)
-        state, invalid = self._state.get(key), self._invalid.get(key)
-        self._last = (lane, state, invalid)
-        return state, invalid
-
-    def _packed(self, lane: Lane | str, name: str, digest: str | None) -> int | None:
-        """The packed record that answers a lookup of ``name`` in ``lane`` (see :meth:`get`)."""
-        last_lane, state, invalid = self._last
-        if lane is not last_lane:
-            state, invalid = self._dicts(lane)
-        key = name.encode("utf-8", "surrogatepass")
-        packed = None if state is None else state.get(key)
-        if invalid:
-            other = invalid.get(key)
-            if other is not None:
-                packed = self._choose(packed, other, digest)
-        return packed
+    def _position(self, lane: Lane | str, name: str, digest: str | None) -> int | None:
+        """The position of the record that answers a lookup of ``name`` (see :meth:`get`)."""
+        sealed = self._ready()
+        key = hash((self._key(lane), name))
+        state = _find(sealed.state_keys, sealed.state_positions, key)
+        if sealed.invalid_keys:
+            invalid = _find(sealed.invalid_keys, sealed.invalid_positions, key)
+            if invalid is not None:
+                return self._choose(state, invalid, digest)
+        return state
 
     def _choose(self, state: int | None, invalid: int, digest: str | None) -> int:
         """Which of a key's two records answers a lookup (see :meth:`get`)."""
         if state is None:
             return invalid
-        newer = invalid if invalid & _POS_MASK > state & _POS_MASK else state
+        newer = max(invalid, state)
         if digest is None:
             return newer
-        if self._digest(invalid & _POS_MASK) != digest:
+        if self._digest(invalid) != digest:
             return state
-        if self._digest(state & _POS_MASK) != digest:
+        if self._digest(state) != digest:
             return invalid
         return newer
 
-    def _prior(self, packed: int) -> Prior:
-        pos = packed & _POS_MASK
+    def _prior(self, pos: int) -> Prior:
         meta = self._meta[pos]
         return Prior(
-            row=packed >> _POS_BITS,
+            row=self._rows[pos],
             status=_STATUSES[meta & 7],
             digest=self._digest(pos),
             code=self._codes[meta >> 4],
@@ -298,7 +246,12 @@ class ResumeIndex:
     # -- building ------------------------------------------------------------------------------
 
     def fold(self, frame: pl.DataFrame) -> None:
-        """Fold in one checked chunk of records (``bulk.ledger_file``'s schema), in file order."""
+        """Fold in one checked chunk of records (``bulk.ledger_file``'s schema), in file order.
+
+        Raises ``RuntimeError`` once the index is sealed.
+        """
+        if self._sealed is not None:
+            raise RuntimeError("the resume index is sealed: fold every chunk before a lookup")
         kind = frame["kind"]
         if kind.null_count() == frame.height:  # the usual chunk: row records only
             if frame.height:
@@ -315,56 +268,119 @@ class ResumeIndex:
         if rates.height:
             self._rates.update(zip(rates["lane"].to_list(), rates["rate"].to_list(), strict=True))
 
+    def seal(self) -> None:
+        """Sort the keys and pick each one's latest records: the index is ready for lookups.
+
+        Done by the first lookup if not before; :func:`~bulk.ledger_file.scan` seals as it
+        finishes, so that a run's threads only ever read the index.
+        """
+        self._ready()
+
+    def _ready(self) -> _Sealed:
+        sealed = self._sealed
+        if sealed is None:
+            with self._sealing:
+                sealed = self._sealed
+                if sealed is None:
+                    sealed = self._sealed = self._seal()
+        return sealed
+
+    def _seal(self) -> _Sealed:
+        """Sort the keys, a slice of the key space at a time (polars needs several times a
+        frame's size to sort it: in slices the index builds in a few tens of MB)."""
+        records = pl.concat(self._parts) if self._parts else _EMPTY
+        self._parts = []
+        state_keys, state_positions = array("q"), array("I")
+        invalid_keys, invalid_positions = array("q"), array("I")
+        tally = [0] * len(_STATUSES)
+        settled: list[pl.DataFrame] = []
+        last = (pl.col("key") != pl.col("key").shift(-1)).fill_null(True)  # of its key, if sorted
+        invalid = pl.col("status") == _INVALID
+        for number in range(_SLICES):
+            # The sort is stable: a key's records stay in file order, its latest one last.
+            part = records.filter(_slice("key", signed=True) == number)
+            part = part.sort("key", maintain_order=True)
+            for status, count in part.filter(last)["status"].value_counts().iter_rows():
+                tally[status] += count
+            state = part.filter(~invalid).filter(last)
+            rejected = part.filter(invalid).filter(last)
+            _extend(state_keys, state["key"])
+            _extend(state_positions, state["pos"])
+            _extend(invalid_keys, rejected["key"])
+            _extend(invalid_positions, rejected["pos"])
+            settled.append(
+                state.filter(
+                    pl.col("status").is_in(_SETTLED) & (pl.col("fingerprint") != 0)
+                ).select("fingerprint", "status")
+            )
+        del records
+        found = pl.concat(settled, rechunk=True)
+        del settled
+        slice_of = _slice("fingerprint", signed=False)
+        unchanged = pl.concat(
+            [found.filter(slice_of == i).sort("fingerprint") for i in range(_SLICES)],
+            rechunk=True,
+        ).select(
+            "fingerprint",
+            status=pl.col("status").replace_strict(
+                dict(enumerate(_STATUS_ENUM.categories.to_list())), return_dtype=_STATUS_ENUM
+            ),
+        )
+        return _Sealed(
+            state_keys=state_keys,
+            state_positions=state_positions,
+            invalid_keys=invalid_keys,
+            invalid_positions=invalid_positions,
+            length=sum(tally),
+            counts={status.value: n for status, n in zip(_STATUSES, tally, strict=True)},
+            unchanged=unchanged,
+        )
+
     def _add_rows(self, rows: pl.DataFrame) -> None:
-        self.__dict__.pop("counts", None)
-        self.__dict__.pop("unchanged", None)
-        self._last = (None, None, None)
         n = rows.height
         base = len(self._meta)
-        if base + n > _POS_MASK:
+        if base + n > _POS_LIMIT:
             raise LedgerError("ledger holds more than 4 billion records: pass --ledger NEW")
-        positions = pl.int_range(base, base + n, dtype=pl.UInt64, eager=True)
-        packed = rows["row"].cast(pl.UInt64) * (1 << _POS_BITS) + positions
         status = rows["status"].replace_strict(_STATUS_ID, return_dtype=pl.UInt32)
         ambiguous = rows["ambiguous"].fill_null(False).cast(pl.UInt32) * _AMBIGUOUS
         self._meta.extend((status + ambiguous + self._code_ids_of(rows["code"]) * 16).to_list())
+        self._rows.extend(rows["row"].to_list())
         if "cells" in rows.columns:
             cells = rows["cells"].str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-            self._fingerprints.extend(cells.fill_null(0).to_list())
+            fingerprints = cells.fill_null(0)
         else:
-            self._fingerprints.frombytes(bytes(8 * n))
+            fingerprints = pl.repeat(0, n, dtype=pl.UInt64, eager=True)
+        positions = pl.int_range(base, base + n, dtype=pl.UInt32, eager=True)
         self._add_digests(rows["digest"], positions, base)
         names = rows["name"]
-        if names.dtype != pl.Binary:
-            names = names.cast(pl.Binary)
+        if names.dtype == pl.Binary:  # the line-by-line parser's: lone surrogates and all
+            texts = [name.decode("utf-8", "surrogatepass") for name in names.to_list()]
+        else:
+            texts = names.to_list()
         lanes = rows["lane"]
-        invalid = status == _INVALID
-        if lanes.n_unique() == 1 and not invalid.any():  # the usual chunk
-            _family(self._state, lanes[0]).update(
-                zip(names.to_list(), packed.to_list(), strict=True)
-            )
-            return
-        parts = pl.DataFrame(
-            {
-                "lane": lanes,
-                "invalid": invalid,
-                "name": names,
-                "packed": packed,
-                "digest": rows["digest"],
-            }
+        if lanes.n_unique() == 1:  # the usual chunk
+            lane = lanes[0]
+            keys = [hash((lane, name)) for name in texts]
+        else:
+            keys = [hash(pair) for pair in zip(lanes.to_list(), texts, strict=True)]
+        records = pl.DataFrame(
+            {"key": keys, "pos": positions, "status": status, "fingerprint": fingerprints},
+            schema=_PARTS_SCHEMA,
         )
-        for (lane, is_invalid), part in parts.partition_by(
-            "lane", "invalid", as_dict=True, maintain_order=True
-        ).items():
-            family = self._invalid if is_invalid else self._state
-            part_names = part["name"].to_list()
-            part_packed = part["packed"].to_list()
-            _family(family, str(lane)).update(zip(part_names, part_packed, strict=True))
-            if is_invalid:
-                numbers = [each >> _POS_BITS for each in part_packed]
-                self._invalid_rows.setdefault(str(lane), set()).update(
-                    zip(part_names, part["digest"].to_list(), numbers, strict=True)
-                )
+        self._parts.append(records)
+        invalid = status == _INVALID
+        if invalid.any():  # remembered row by row: see recorded_invalid
+            flags = invalid.to_list()
+            for lane, name, digest, number, bad in zip(
+                lanes.to_list(),
+                texts,
+                rows["digest"].to_list(),
+                rows["row"].to_list(),
+                flags,
+                strict=True,
+            ):
+                if bad:
+                    self._invalid_rows.setdefault(lane, set()).add((name, digest, number))
 
     def _code_ids_of(self, codes: pl.Series) -> pl.Series:
         """Intern error codes: a record stores a small id, the index one string per code."""
@@ -411,8 +427,37 @@ class ResumeIndex:
         self._blob += bytes.fromhex(digests.zip_with(fits, filler).str.join("").item())
 
 
-def _family(family: dict[str, dict[bytes, int]], lane: str) -> dict[bytes, int]:
-    names = family.get(lane)
-    if names is None:
-        names = family[lane] = {}
-    return names
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    """A sealed index's lookup tables: per family, keys ascending beside their positions."""
+
+    state_keys: array[int]  # keys with a record about the configuration set
+    state_positions: array[int]  # the latest such record of each
+    invalid_keys: array[int]  # keys with an ``invalid`` record
+    invalid_positions: array[int]  # the latest such record of each
+    length: int
+    counts: dict[str, int]
+    unchanged: pl.DataFrame
+
+
+def _find(keys: array[int], positions: array[int], key: int) -> int | None:
+    """The position beside ``key`` in the ascending ``keys``, or None."""
+    i = bisect_left(keys, key)
+    if i < len(keys) and keys[i] == key:
+        return positions[i]
+    return None
+
+
+def _extend(out: array[int], values: pl.Series) -> None:
+    """Append ``values`` to a compact array, converted to Python ints a slice at a time."""
+    for start in range(0, values.len(), _TO_LIST):
+        out.extend(values.slice(start, _TO_LIST).to_list())
+
+
+def _slice(column: str, *, signed: bool) -> pl.Expr:
+    """Which of ``_SLICES`` slices of its range a 64-bit ``column``'s value is in: its top bits.
+
+    Slice ``i`` holds only values below those of slice ``i + 1``, signed or not.
+    """
+    top = pl.col(column) // (1 << (64 - _SLICE_BITS))  # a floor: -8..7 for Int64, 0..15 for UInt64
+    return (top + _SLICES // 2 if signed else top).cast(pl.UInt8)

@@ -452,6 +452,39 @@ class TestDuplicates:
             in invalid(check.validate(Record(2, {"ConfigurationSetName": "a"}))).message
         )
 
+    @pytest.mark.parametrize("lanes", [False, True])
+    def test_claiming_a_batch_is_claiming_each_row_in_turn(self, lanes: bool) -> None:
+        # Repeats, a repeat of the same row, names of other types, lanes met and not yet
+        # met; 3000 names make the table grow mid-batch.
+        names: list[object] = [f"n{i % 2500}" for i in range(3000)] + [7, None, "n3"]
+        rows = list(range(1, len(names) + 1))
+        rows[-1] = 4  # row 4 again, with its own name: still its own
+        regions = profiles = None
+        if lanes:
+            regions = [["eu-west-1", None, "us-east-1"][i % 3] for i in range(len(names))]
+            profiles = [["other", None][i % 2] for i in range(len(names))]
+        one_by_one, batched = validator(), validator()
+        # Meet the profile "other" in us-east-1 only: rows in other unmet lanes are refused.
+        for each in (one_by_one, batched):
+            row(each.validate(Record(0, {"ConfigurationSetName": "z", "Profile": "other"})))
+        expected = [
+            i
+            for i, (name, number) in enumerate(zip(names, rows, strict=True))
+            if not one_by_one.claim(
+                name,
+                number,
+                None if regions is None else regions[i],
+                None if profiles is None else profiles[i],
+            )
+        ]
+        assert batched.claim_many(names, rows, regions, profiles) == expected
+        assert 500 <= len(expected) < len(names)
+        # Both remember the same first rows.
+        probes = [Record(9999, {"ConfigurationSetName": f"n{i}"}) for i in range(0, 2500, 7)]
+        answers = [[check.validate(probe) for probe in probes] for check in (one_by_one, batched)]
+        assert answers[0] == answers[1]
+        assert sum(isinstance(answer, Outcome) for answer in answers[0]) > len(probes) // 4
+
 
 class TestDigest:
     def test_digest_is_stable_across_runs(self) -> None:
