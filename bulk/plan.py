@@ -146,8 +146,8 @@ class Planner:
         found = keys.gather(at) == fingerprints
         if not found.any():
             return None
-        nothing = pl.repeat(None, found.len(), dtype=pl.String, eager=True)
-        return known.to_series(1).gather(at).zip_with(found, nothing)
+        statuses = known.to_series(1).gather(at)
+        return pl.select(pl.when(found).then(statuses)).to_series()
 
     def _decide(self, record: Record, plan: Plan) -> None:
         """The full path: validate the row, then apply the resume rules to what it became."""

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import bulk.source as source_module
 from bulk.errors import InputError
 from bulk.models import Outcome, Row
 from bulk.source import Source, open_source
@@ -213,6 +214,20 @@ class TestCsv:
     def test_ragged_first_row_is_caught_when_opening(self, tmp_path: Path) -> None:
         with pytest.raises(InputError, match="row 1 has 4 cells"):
             open_source(write(tmp_path, f"{HEADER}\nt-1,,,\n"))
+
+    @pytest.mark.parametrize("block", [1, 5, 64, 1 << 20])
+    def test_the_row_check_reads_in_blocks_of_any_size(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+    ) -> None:
+        # Lines cross block ends; a quoted cell spans lines; a BOM, \r\n, no final newline.
+        monkeypatch.setattr(source_module, "_CHECK_BLOCK", block)
+        good = f'\ufeff{HEADER}\r\nt-é,,\r\n"t-\n2",yes,\r\n\r\nt-3,"a,b",x'
+        assert open_source(write(tmp_path, good)).count() == 3
+        # One short row among good ones, and a row broken by a bare \f: each is caught.
+        short = f"{HEADER}\n" + "t,,\n" * 40 + "t-41,yes\n" + "t,,\n" * 3
+        assert "row 41 has 2 cells" in input_error(write(tmp_path, short, "short.csv"))
+        feed = f"{HEADER}\nt-1,,\fx,y\n"
+        assert "row 1 has 4 cells" in input_error(write(tmp_path, feed, "feed.csv"))
 
     def test_bad_quoting(self, tmp_path: Path) -> None:
         message = input_error(write(tmp_path, f'{HEADER}\nt-1,,\n"t-2"x,,\n'))
