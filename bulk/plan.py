@@ -113,15 +113,17 @@ class Planner:
         status_of = statuses.to_list()
         prints = fingerprints.to_list()
         unknown = statuses.is_null()
-        rest = frame.filter(unknown).iter_rows()  # the unknown rows, in order
+        unknown_at = unknown.arg_true().to_list() if statuses.null_count() else []
+        rest = frame.filter(unknown).iter_rows() if unknown_at else iter(())  # in order
         start = 0
-        for stop in (*unknown.arg_true().to_list(), frame.height):
+        for stop in (*unknown_at, frame.height):
             if stop > start:
                 lost = self._validator.claim_many(
                     names[start:stop],
                     numbers[start:stop],
                     None if regions is None else regions[start:stop],
                     None if profiles is None else profiles[start:stop],
+                    unique=True,  # each matches the latest record of its name: see claim_many
                 )
                 tally = Counter(status_of[start:stop])
                 for i in lost:  # now a duplicate, or in a lane not met yet

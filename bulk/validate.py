@@ -214,6 +214,9 @@ class _FirstSeen:
     def __init__(self, expected: int = 0) -> None:
         self._allocate(max(1024, int(expected / self._MAX_LOAD) + 1))
         self._count = 0
+        # Keys known to be new and distinct, not inserted yet (see defer).
+        self._pending: list[tuple[array[int], array[int]]] = []
+        self.only_deferred = True  # nothing but deferred keys ever entered
 
     def _allocate(self, capacity: int) -> None:
         self._keys = array("Q", [0]) * capacity
@@ -224,8 +227,20 @@ class _FirstSeen:
     def __len__(self) -> int:
         return self._count
 
+    def defer(self, keys: Sequence[int], rows: Sequence[int]) -> None:
+        """Note keys that are distinct and new to the table, inserting them only when needed.
+
+        For the names of rows a resumed run skips unread: while nothing else enters the
+        table they cannot collide, and a run where every row is skipped never pays for the
+        inserts. Any lookup inserts them first, in order.
+        """
+        self._pending.append((array("q", keys), array("I", rows)))
+
     def first(self, key: int, row: int) -> int:
         """The first row recorded for ``key``; records ``row`` if the key is new."""
+        self.only_deferred = False
+        if self._pending:
+            self._insert_pending()
         key = key or 1
         keys = self._keys
         capacity = self._capacity
@@ -250,6 +265,17 @@ class _FirstSeen:
 
         One loop for a batch: a resume claims a million unchanged names.
         """
+        self.only_deferred = False
+        if self._pending:
+            self._insert_pending()
+        return self._claim(keys, rows)
+
+    def _insert_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for keys, rows in pending:
+            self._claim(keys, rows)  # distinct and new: nothing is lost
+
+    def _claim(self, keys: Sequence[int], rows: Sequence[int]) -> list[int]:
         lost: list[int] = []
         table, firsts, capacity = self._keys, self._rows, self._capacity
         count, limit = self._count, self._limit
@@ -397,14 +423,24 @@ class Validator:
         rows: Sequence[int],
         regions: Sequence[object] | None = None,
         profiles: Sequence[object] | None = None,
+        *,
+        unique: bool = False,
     ) -> list[int]:
         """:meth:`claim` for each row in turn; the indexes of the rows it returned False for.
 
         ``regions``/``profiles``: the rows' cells, or None for a file without the column.
+        ``unique``: the caller knows that no two rows it ever passes with this flag share a
+        name and lane (rows skipped as unchanged: each matches its name's latest record).
+        Until a row is validated or claimed without it, such names are then only noted, and
+        entered in the duplicate table when a later row needs it.
         """
         if regions is None and profiles is None and all(type(name) is str for name in names):
             lane_key = self._default[1]
-            return self._seen.claim([hash((lane_key, name)) for name in names], rows)
+            keys = [hash((lane_key, name)) for name in names]
+            if self._seen.only_deferred and unique:
+                self._seen.defer(keys, rows)
+                return []
+            return self._seen.claim(keys, rows)
         lost = []
         for i, (name, row) in enumerate(zip(names, rows, strict=True)):
             region = None if regions is None else regions[i]

@@ -121,6 +121,23 @@ class TestResume:
         assert "duplicates row 3" in latest[7]["message"]
         assert second.this_run == {"invalid": 1}
 
+    async def test_a_new_row_with_the_name_of_an_unchanged_row_is_its_duplicate(
+        self, tmp_path: Path, emulator: Emulator, validations: list[int]
+    ) -> None:
+        rows = tenants(10)
+        path = write_csv(tmp_path / "t.csv", rows)
+        await provision(path, settings(emulator))
+        validations.clear()
+
+        rows.append({"ConfigurationSetName": rows[1]["ConfigurationSetName"]})  # row 2's name
+        write_csv(path, rows)
+        second = await provision(path, settings(emulator))
+
+        assert validations == [11]  # rows 1-10 skipped unread, their names still noted
+        latest = {r["row"]: r for r in read_records(Path(f"{path}.ledger.jsonl")) if "row" in r}
+        assert latest[11]["code"] == "DuplicateName" and "duplicates row 2" in latest[11]["message"]
+        assert second.this_run == {"invalid": 1} and second.skipped == 10
+
     async def test_a_ledger_without_fingerprints_still_resumes(
         self, tmp_path: Path, emulator: Emulator, validations: list[int]
     ) -> None:
