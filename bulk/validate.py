@@ -238,45 +238,30 @@ class _FirstSeen:
 
     def first(self, key: int, row: int) -> int:
         """The first row recorded for ``key``; records ``row`` if the key is new."""
-        self.only_deferred = False
-        if self._pending:
-            self._insert_pending()
-        key = key or 1
-        keys = self._keys
-        capacity = self._capacity
-        i = key % capacity
-        while True:
-            found = keys[i]
-            if found == key:
-                return self._rows[i]
-            if found == 0:
-                keys[i] = key
-                self._rows[i] = row
-                self._count += 1
-                if self._count > self._limit:
-                    self._grow()
-                return row
-            i += 1
-            if i == capacity:
-                i = 0
+        for _, earlier in self._lookup((key,), (row,)):
+            return earlier
+        return row
 
     def claim(self, keys: Sequence[int], rows: Sequence[int]) -> list[int]:
         """:meth:`first` for each (key, row) in turn; the indexes where it was not ``row``.
 
         One loop for a batch: a resume claims a million unchanged names.
         """
+        return [i for i, _ in self._lookup(keys, rows)]
+
+    def _lookup(self, keys: Sequence[int], rows: Sequence[int]) -> list[tuple[int, int]]:
+        """Deferred keys first, then :meth:`_insert`."""
         self.only_deferred = False
         if self._pending:
-            self._insert_pending()
-        return self._claim(keys, rows)
+            pending, self._pending = self._pending, []
+            for deferred_keys, deferred_rows in pending:
+                self._insert(deferred_keys, deferred_rows)  # distinct and new: none is lost
+        return self._insert(keys, rows)
 
-    def _insert_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        for keys, rows in pending:
-            self._claim(keys, rows)  # distinct and new: nothing is lost
-
-    def _claim(self, keys: Sequence[int], rows: Sequence[int]) -> list[int]:
-        lost: list[int] = []
+    def _insert(self, keys: Sequence[int], rows: Sequence[int]) -> list[tuple[int, int]]:
+        """Record each (key, row) whose key is new; (index, first row) of those whose key
+        was recorded with another row."""
+        lost: list[tuple[int, int]] = []
         table, firsts, capacity = self._keys, self._rows, self._capacity
         count, limit = self._count, self._limit
         for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
@@ -291,7 +276,7 @@ class _FirstSeen:
                     break
                 if found == key:
                     if firsts[slot] != row:
-                        lost.append(i)
+                        lost.append((i, firsts[slot]))
                     break
                 slot += 1
                 if slot == capacity:
