@@ -42,8 +42,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bulk import snapshot
 from bulk.errors import LedgerError, LedgerWriteError
-from bulk.ledger_file import RunHeader, Scan, read_records, scan
+from bulk.ledger_file import RunHeader, Scan, read_records, save_index, scan
 from bulk.models import Lane, Outcome, Status, Target
 from bulk.resume import ROW_LIMIT, Action, Prior, ResumeIndex
 
@@ -161,6 +162,7 @@ class Ledger:
         self._dirty = False  # written since the last fsync
         self._failed: LedgerWriteError | None = None
         self._sync_lock = threading.Lock()  # sync() in a thread must not fsync a closed fd
+        self._indexed = index.image_records  # row records the saved index covers
 
     @classmethod
     def open(
@@ -185,11 +187,15 @@ class Ledger:
             return cls(path, None, ResumeIndex(), 0, dry_run=True)
         try:
             _lock(fd, path, shared=dry_run)
-            found = _scan(fd, path)
+            # A run that may save the index reads the names it needs (see _save_index).
+            found = _scan(fd, path, keep_names=not dry_run)
             _check_compatible(path, found.runs, input_name, target)
             if not dry_run and found.end < found.size:
                 _truncate(fd, path, found.end)
             ledger = cls(path, fd, found.index, found.end, dry_run=dry_run)
+            if not dry_run:
+                ledger._save_index(fd, found)
+            found.index.drop_names()
             if not dry_run:
                 ledger._write(_header(ledger.run_id, input_name, target, settings), header=True)
         except BaseException:
@@ -263,10 +269,26 @@ class Ledger:
             try:
                 if self._dirty and self._failed is None:
                     os.fsync(fd)
+                if not self.dry_run and self._failed is None:
+                    self._save_index(fd)
             except OSError as error:
                 raise self._fail(error) from error
             finally:
                 os.close(fd)  # releases the flock
+
+    def _save_index(self, fd: int, found: Scan | None = None) -> None:
+        """Save the resume index beside a big ledger when much of the ledger is not in it.
+
+        At open (``found``: the scan just made) and at close, so that the next run loads it
+        instead of parsing the whole ledger (:mod:`bulk.snapshot`), even if this one is
+        killed; a ledger that gained only a few records since is not worth rewriting it for.
+        """
+        records = self.index.records + self._written
+        if not snapshot.worth_saving(records, self._indexed):
+            return
+        with contextlib.suppress(OSError, LedgerError):  # a cache: the ledger is what counts
+            if save_index(fd, self.path, found):
+                self._indexed = records
 
     def __enter__(self) -> Ledger:
         return self
@@ -383,9 +405,9 @@ def _lock_holder(fd: int) -> int | None:
     return None
 
 
-def _scan(fd: int, path: Path) -> Scan:
+def _scan(fd: int, path: Path, *, keep_names: bool) -> Scan:
     try:
-        return scan(fd, path)
+        return scan(fd, path, keep_names=keep_names)
     except OSError as error:
         raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from error
 

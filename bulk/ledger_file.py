@@ -9,7 +9,9 @@ A ledger is JSONL written by :class:`bulk.ledger.Ledger`: one run header per run
   writer can cut it away before appending;
 - any other line that is not a valid record is an error naming the file and the line.
 
-A million-row ledger must load in a second or two, so the file is parsed in chunks by polars
+A ledger's index saved beside it (:mod:`bulk.snapshot`) is loaded when it is valid, and only
+the records appended since are parsed. Without one, a million-row ledger must still load in a
+second or two, so the file is parsed in chunks by polars
 with a fixed schema, one chunk ahead in a thread, and folded into the
 :class:`~bulk.resume.ResumeIndex` column-wise; run headers, rare and nested, are found by
 polars and read by :mod:`json`. A chunk polars cannot parse, or that fails a check, is parsed
@@ -32,11 +34,12 @@ from typing import Any
 
 import polars as pl
 
+from bulk import snapshot
 from bulk.errors import LedgerError
 from bulk.models import Status, Target
 from bulk.resume import ROW_LIMIT, ResumeIndex
 
-__all__ = ["RunHeader", "Scan", "read_records", "scan", "usable_end"]
+__all__ = ["RunHeader", "Scan", "read_records", "save_index", "scan", "usable_end"]
 
 _CHUNK = 2 << 20  # bytes parsed at once (two in flight): bounds the memory a load needs
 _TAIL_BLOCK = 64 << 10
@@ -79,18 +82,21 @@ class Scan:
     runs: list[RunHeader] = field(default_factory=list)
     end: int = 0  # offset just past the last usable line; bytes beyond it are a torn tail
     size: int = 0
+    start: int = 0  # where parsing started: the end of the prefix a saved index covered
 
 
-def scan(fd: int, path: Path) -> Scan:
+def scan(fd: int, path: Path, *, keep_names: bool = False) -> Scan:
     """Read the ledger open on ``fd`` (any read position; it is not moved) into a :class:`Scan`.
 
-    Raises :class:`LedgerError` naming ``path`` and the line for a line that is not a valid
-    record, other than a torn last line.
+    Starts from the ledger's saved index if it is valid. ``keep_names``: build an index that
+    can be saved (:func:`save_index`). Raises :class:`LedgerError` naming ``path`` and the
+    line for a line that is not a valid record, other than a torn last line.
     """
     size = os.fstat(fd).st_size
     end = usable_end(fd, size)
-    result = Scan(end=end, size=size)
-    with contextlib.closing(_parsed_chunks(fd, end, path)) as chunks:
+    result = _from_saved(fd, path, end, keep_names=keep_names)
+    result.size = size
+    with contextlib.closing(_parsed_chunks(fd, result.start, end, path)) as chunks:
         for offset, chunk, parsed in chunks:
             if parsed is None:
                 parsed = _parse_slow(chunk, _count_lines(fd, offset) + 1, path)
@@ -101,8 +107,55 @@ def scan(fd: int, path: Path) -> Scan:
     return result
 
 
+def save_index(fd: int, path: Path, found: Scan | None = None) -> bool:
+    """Save the index of the whole ledger open on ``fd`` beside it; whether it was saved.
+
+    ``found``: a scan of it made with ``keep_names``, else it is scanned again (from the
+    saved index if valid). The caller holds the ledger's exclusive lock.
+    """
+    if found is None:
+        found = scan(fd, path, keep_names=True)
+    runs = [
+        [run.input, run.target.service, run.target.region, run.target.profile, run.target.endpoint]
+        for run in found.runs
+    ]
+    return snapshot.save(fd, path, found.index, found.end, {"runs": runs})
+
+
+def _from_saved(fd: int, path: Path, end: int, *, keep_names: bool) -> Scan:
+    """A scan of the prefix the saved index covers, or of nothing if it is not valid."""
+    loaded = snapshot.load(fd, path, end)
+    if loaded is not None:
+        runs = _saved_runs(loaded.meta)
+        if runs is not None:
+            try:
+                index = ResumeIndex.from_image(loaded.image, keep_names=keep_names)
+            except ValueError:
+                pass
+            else:
+                return Scan(index=index, runs=runs, end=end, start=loaded.end)
+    return Scan(index=ResumeIndex(keep_names=keep_names), end=end)
+
+
+def _saved_runs(meta: dict[str, Any]) -> list[RunHeader] | None:
+    saved = meta.get("runs")
+    if not isinstance(saved, list):
+        return None
+    runs = []
+    for fields in saved:
+        if not isinstance(fields, list) or len(fields) != 5:
+            return None
+        source, service, region, profile, endpoint = fields
+        if not all(isinstance(value, str) for value in (source, service, region)):
+            return None
+        if not all(value is None or isinstance(value, str) for value in (profile, endpoint)):
+            return None
+        runs.append(RunHeader(source, Target(service, region, profile=profile, endpoint=endpoint)))
+    return runs
+
+
 def _parsed_chunks(
-    fd: int, end: int, path: Path
+    fd: int, start: int, end: int, path: Path
 ) -> Generator[tuple[int, bytes, _Parsed | None], None, None]:
     """``(offset, chunk, fast parse or None)``, parsing one chunk ahead in a thread.
 
@@ -111,7 +164,7 @@ def _parsed_chunks(
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-ledger") as pool:
         ahead: deque[tuple[int, bytes, Future[_Parsed | None]]] = deque()
-        for offset, chunk in _chunks(fd, end, path):
+        for offset, chunk in _chunks(fd, start, end, path):
             ahead.append((offset, chunk, pool.submit(_parse_fast, chunk)))
             if len(ahead) > 1:
                 first, text, parsed = ahead.popleft()
@@ -318,9 +371,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _chunks(fd: int, end: int, path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(offset, bytes)`` of consecutive whole-line chunks of ``[0, end)``."""
-    offset = 0
+def _chunks(fd: int, start: int, end: int, path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(offset, bytes)`` of consecutive whole-line chunks of ``[start, end)``."""
+    offset = start
     while offset < end:
         chunk = os.pread(fd, min(_CHUNK, end - offset), offset)
         cut = chunk.rfind(b"\n")

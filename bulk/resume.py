@@ -14,6 +14,11 @@ Python's hash of the pair, in a sorted array of keys beside the position of its 
 record: a binary search per lookup. The keys are sorted, and the latest record per key
 chosen, by polars, once all records are in (:meth:`ResumeIndex.seal`).
 
+A sealed index can be saved as an :class:`IndexImage` (:mod:`bulk.snapshot` writes it beside
+the ledger) and loaded back without parsing the ledger again. The keys, being hashes seeded
+per process, are not in the image: the names are, and the keys are made from them at the
+first lookup by name. A resume whose rows are all found by fingerprint never makes them.
+
 Two names whose keys collide (odds about 3e-8 for a million names against a million
 records, the hash seed being random per process) would share one entry: the later name's
 row would be judged against the other's record, whose digest (the request, name included)
@@ -27,6 +32,7 @@ import enum
 import threading
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -34,7 +40,7 @@ import polars as pl
 from bulk.errors import LedgerError
 from bulk.models import Lane, Status
 
-__all__ = ["ROW_LIMIT", "Action", "Prior", "ResumeIndex"]
+__all__ = ["ROW_LIMIT", "Action", "IndexImage", "Prior", "ResumeIndex"]
 
 # A record's status, ambiguity and code id live in ``_meta[position]`` as
 # ``status | ambiguous << 3 | code_id << 4``; its row number in ``_rows[position]``.
@@ -49,7 +55,17 @@ _SETTLED = (_STATUSES.index(Status.CREATED), _STATUSES.index(Status.EXISTS))
 _HEX = r"^(?:[0-9a-f]{2})+$"
 _STATUS_ENUM = pl.Enum([status.value for status in _STATUSES])
 _PARTS_SCHEMA = {"key": pl.Int64, "pos": pl.UInt32, "status": pl.UInt8, "fingerprint": pl.UInt64}
-_EMPTY = pl.DataFrame(schema=_PARTS_SCHEMA)
+# With names kept (to save an image), per position: the lane's id (see ResumeIndex._lanes)
+# and the name.
+_NAMES_SCHEMA = {"pos": pl.UInt32, "lane": pl.UInt32, "name": pl.Binary}
+# An image's entries: each key's latest records (one per family), in file order.
+ENTRIES_SCHEMA = {
+    "lane": pl.UInt32,
+    "name": pl.Binary,
+    "pos": pl.UInt32,
+    "status": pl.UInt8,
+    "fingerprint": pl.UInt64,
+}
 _TO_LIST = 1 << 16  # values converted to Python ints at a time, to bound the transient lists
 _SLICE_BITS = 4
 _SLICES = 1 << _SLICE_BITS  # the key space is sorted in this many slices
@@ -106,23 +122,108 @@ class ResumeIndex:
     :meth:`recorded_invalid`.
     """
 
-    def __init__(self) -> None:
-        self._meta = array("I")  # position -> status | ambiguous << 3 | code id << 4
-        self._rows = array("I")  # position -> row number
+    def __init__(self, *, keep_names: bool = False) -> None:
+        # position -> status | ambiguous << 3 | code id << 4; an image's are read-only views
+        self._meta: array[int] | memoryview = array("I")
+        self._rows: array[int] | memoryview = array("I")  # position -> row number
         # Until sealed, per folded chunk: each record's key, position, status and input-row
-        # fingerprint (0 if none).
+        # fingerprint (0 if none); with ``keep_names``, its lane id and name, by position.
         self._parts: list[pl.DataFrame] = []
+        self._keep_names = keep_names
+        self._names: list[pl.DataFrame] = []
+        self._lanes: list[str] = []  # lane id -> lane
+        self._lane_ids: dict[str, int] = {}
         # lane -> (name, digest, row) of every invalid record; invalid rows are few: a set.
         self._invalid_rows: dict[str, set[tuple[str, str, int]]] = {}
         self._codes: list[str | None] = [None]
         self._code_ids: dict[str, int] = {}
         self._width = 0  # bytes per digest in _blob; 0 until a hex digest is seen
-        self._blob = bytearray()  # hex digests, decoded, one fixed-width slot per position
+        # hex digests, decoded, one fixed-width slot per position
+        self._blob: bytearray | memoryview = bytearray()
         self._odd: dict[int, str] = {}  # position -> digest that is not hex of _width bytes
         self._rates: dict[str, float] = {}
         self._lane_keys: dict[Lane, str] = {}
         self._sealed: _Sealed | None = None
         self._sealing = threading.Lock()
+        # Loaded from an image: its tables, until a record is folded in after it.
+        self._image: _Sealed | None = None
+        self._image_entries: Callable[[], pl.DataFrame] | None = None
+        self._image_records = 0
+
+    @classmethod
+    def from_image(cls, image: IndexImage, *, keep_names: bool = False) -> ResumeIndex:
+        """The index an image was saved from; records folded in after it extend it."""
+        index = cls(keep_names=keep_names)
+        index._meta = memoryview(image.meta).cast("B").cast("I")
+        index._rows = memoryview(image.rows).cast("B").cast("I")
+        if len(index._meta) != len(index._rows):
+            raise ValueError("index image: meta and rows differ in length")
+        index._width = image.width
+        index._blob = memoryview(image.blob).cast("B")
+        if len(index._blob) != image.width * len(index._meta):
+            raise ValueError("index image: digests do not fill one slot per record")
+        index._odd = dict(image.odd)
+        index._codes = list(image.codes)
+        index._code_ids = {code: i for i, code in enumerate(image.codes) if code is not None}
+        index._invalid_rows = {lane: set(rows) for lane, rows in image.invalid_rows.items()}
+        index._rates = dict(image.rates)
+        index._lanes = list(image.lanes)
+        index._lane_ids = {lane: i for i, lane in enumerate(image.lanes)}
+        index._image = _Sealed(
+            length=image.length,
+            counts=dict(image.counts),
+            unchanged=image.unchanged,
+            keys=None,
+            entries=None,
+        )
+        index._image_entries = image.entries
+        index._image_records = len(index._meta)
+        return index
+
+    def drop_names(self) -> None:
+        """Forget the names kept to save an image: a run needs only the keys."""
+        sealed = self._ready()
+        sealed.entries = None
+        self._keep_names = False
+
+    @property
+    def records(self) -> int:
+        """How many row records were folded in (an image's included)."""
+        return len(self._meta)
+
+    @property
+    def image_records(self) -> int:
+        """How many of :attr:`records` came from the image the index was loaded from."""
+        return self._image_records
+
+    def image(self) -> IndexImage:
+        """What a file needs to load this index back (:meth:`from_image`).
+
+        Only for an index built with ``keep_names`` (or loaded from an image and left as it
+        was); seals it if need be.
+        """
+        sealed = self._ready()
+        entries = sealed.entries
+        if entries is None:
+            if self._image_entries is None or sealed is not self._image:
+                raise RuntimeError("the resume index was built without its names")
+            entries = self._image_entries()
+        loaded_entries = entries
+        return IndexImage(
+            meta=memoryview(self._meta).cast("B"),
+            rows=memoryview(self._rows).cast("B"),
+            blob=memoryview(self._blob).cast("B"),
+            width=self._width,
+            odd=dict(self._odd),
+            codes=list(self._codes),
+            invalid_rows={lane: sorted(rows) for lane, rows in self._invalid_rows.items()},
+            rates=dict(self._rates),
+            lanes=list(self._lanes),
+            length=sealed.length,
+            counts=dict(sealed.counts),
+            unchanged=sealed.unchanged,
+            entries=lambda: loaded_entries,
+        )
 
     def get(self, lane: Lane | str, name: str, digest: str | None = None) -> Prior | None:
         """What earlier runs recorded for ``name`` in ``lane``; ``None`` if nothing.
@@ -162,8 +263,8 @@ class ResumeIndex:
 
     def ambiguous(self, lane: Lane | str, name: str) -> bool:
         """Whether the latest record about this configuration set is an ambiguous failure."""
-        sealed = self._ready()
-        pos = _find(sealed.state_keys, sealed.state_positions, hash((self._key(lane), name)))
+        tables = self._tables()
+        pos = _find(tables.state_keys, tables.state_positions, hash((self._key(lane), name)))
         return pos is not None and bool(self._meta[pos] & _AMBIGUOUS)
 
     def learned_rate(self, lane: Lane | str) -> float | None:
@@ -204,11 +305,11 @@ class ResumeIndex:
 
     def _position(self, lane: Lane | str, name: str, digest: str | None) -> int | None:
         """The position of the record that answers a lookup of ``name`` (see :meth:`get`)."""
-        sealed = self._ready()
+        tables = self._tables()
         key = hash((self._key(lane), name))
-        state = _find(sealed.state_keys, sealed.state_positions, key)
-        if sealed.invalid_keys:
-            invalid = _find(sealed.invalid_keys, sealed.invalid_positions, key)
+        state = _find(tables.state_keys, tables.state_positions, key)
+        if tables.invalid_keys:
+            invalid = _find(tables.invalid_keys, tables.invalid_positions, key)
             if invalid is not None:
                 return self._choose(state, invalid, digest)
         return state
@@ -255,10 +356,12 @@ class ResumeIndex:
         kind = frame["kind"]
         if kind.null_count() == frame.height:  # the usual chunk: row records only
             if frame.height:
+                self._thaw()
                 self._add_rows(frame)
             return
         rows = frame.filter(kind.is_null() & frame["status"].is_not_null())
         if rows.height:
+            self._thaw()
             self._add_rows(rows)
         rates = frame.filter(
             (kind == "rate").fill_null(False)
@@ -282,18 +385,65 @@ class ResumeIndex:
             with self._sealing:
                 sealed = self._sealed
                 if sealed is None:
-                    sealed = self._sealed = self._seal()
+                    sealed = self._sealed = self._image or self._seal()
         return sealed
 
-    def _seal(self) -> _Sealed:
+    def _tables(self) -> _Keys:
+        """The sorted keys, made from an image's names at the first lookup by name."""
+        sealed = self._ready()
+        keys = sealed.keys
+        if keys is None:
+            with self._sealing:
+                keys = sealed.keys
+                if keys is None:
+                    keys = sealed.keys = self._seal(self._image_part()).keys
+        assert keys is not None
+        return keys
+
+    def _thaw(self) -> None:
+        """Before a record is folded in after an image: its entries become the first part."""
+        if self._image is None:
+            return
+        part = self._image_part()
+        if self._keep_names:
+            assert self._image_entries is not None
+            self._names.append(self._image_entries().select(list(_NAMES_SCHEMA)))
+        self._image = None
+        self._image_entries = None
+        self._meta = _writable(self._meta)
+        self._rows = _writable(self._rows)
+        self._blob = bytearray(self._blob)
+        self._parts.append(part)
+
+    def _image_part(self) -> pl.DataFrame:
+        """An image's entries as a part: each key's latest records stand for all of its."""
+        assert self._image_entries is not None
+        entries = self._image_entries()
+        lanes = self._lanes
+        keys = [
+            hash((lanes[lane], name.decode("utf-8", "surrogatepass")))
+            for lane, name in zip(entries["lane"].to_list(), entries["name"].to_list(), strict=True)
+        ]
+        return entries.with_columns(pl.Series("key", keys, dtype=pl.Int64)).select(
+            list(_PARTS_SCHEMA)
+        )
+
+    def _seal(self, image_part: pl.DataFrame | None = None) -> _Sealed:
         """Sort the keys, a slice of the key space at a time (polars needs several times a
         frame's size to sort it: in slices the index builds in a few tens of MB)."""
-        records = pl.concat(self._parts) if self._parts else _EMPTY
+        if image_part is not None:  # making an image's keys: no names to keep
+            records = image_part
+        elif self._parts:
+            records = pl.concat(self._parts)
+        else:
+            records = pl.DataFrame(schema=_PARTS_SCHEMA)
         self._parts = []
         state_keys, state_positions = array("q"), array("I")
         invalid_keys, invalid_positions = array("q"), array("I")
         tally = [0] * len(_STATUSES)
         settled: list[pl.DataFrame] = []
+        named = self._keep_names and image_part is None
+        latest: list[pl.DataFrame] = []
         last = (pl.col("key") != pl.col("key").shift(-1)).fill_null(True)  # of its key, if sorted
         invalid = pl.col("status") == _INVALID
         for number in range(_SLICES):
@@ -308,6 +458,8 @@ class ResumeIndex:
             _extend(state_positions, state["pos"])
             _extend(invalid_keys, rejected["key"])
             _extend(invalid_positions, rejected["pos"])
+            if named:
+                latest += [state.drop("key"), rejected.drop("key")]
             settled.append(
                 state.filter(
                     pl.col("status").is_in(_SETTLED) & (pl.col("fingerprint") != 0)
@@ -327,24 +479,40 @@ class ResumeIndex:
             ),
         )
         return _Sealed(
-            state_keys=state_keys,
-            state_positions=state_positions,
-            invalid_keys=invalid_keys,
-            invalid_positions=invalid_positions,
             length=sum(tally),
             counts={status.value: n for status, n in zip(_STATUSES, tally, strict=True)},
             unchanged=unchanged,
+            keys=_Keys(state_keys, state_positions, invalid_keys, invalid_positions),
+            entries=self._entries(latest) if named else None,
         )
+
+    def _entries(self, latest: list[pl.DataFrame]) -> pl.DataFrame:
+        """Each key's latest records with their lanes and names, in file order."""
+        entries = pl.concat(latest).sort("pos")
+        positions = entries["pos"]
+        found: list[pl.DataFrame] = [pl.DataFrame(schema={"lane": pl.UInt32, "name": pl.Binary})]
+        parts, self._names = self._names, []
+        parts.reverse()
+        while parts:  # in file order, each part freed once its names are taken
+            part = parts.pop()
+            low = positions.search_sorted(part["pos"][0], side="left")
+            high = positions.search_sorted(part["pos"][-1], side="right")
+            at = part["pos"].search_sorted(positions.slice(low, high - low))
+            found.append(part.select(pl.col("lane", "name").gather(at)))
+            del part
+        return pl.concat([entries, pl.concat(found)], how="horizontal").select(list(ENTRIES_SCHEMA))
 
     def _add_rows(self, rows: pl.DataFrame) -> None:
         n = rows.height
-        base = len(self._meta)
+        meta, numbers = self._meta, self._rows
+        assert isinstance(meta, array) and isinstance(numbers, array), "thawed: see _thaw"
+        base = len(meta)
         if base + n > _POS_LIMIT:
             raise LedgerError("ledger holds more than 4 billion records: pass --ledger NEW")
         status = rows["status"].replace_strict(_STATUS_ID, return_dtype=pl.UInt32)
         ambiguous = rows["ambiguous"].fill_null(False).cast(pl.UInt32) * _AMBIGUOUS
-        self._meta.extend((status + ambiguous + self._code_ids_of(rows["code"]) * 16).to_list())
-        self._rows.extend(rows["row"].to_list())
+        meta.extend((status + ambiguous + self._code_ids_of(rows["code"]) * 16).to_list())
+        numbers.extend(rows["row"].to_list())
         if "cells" in rows.columns:
             cells = rows["cells"].str.to_integer(base=16, dtype=pl.UInt64, strict=False)
             fingerprints = cells.fill_null(0)
@@ -367,6 +535,17 @@ class ResumeIndex:
             {"key": keys, "pos": positions, "status": status, "fingerprint": fingerprints},
             schema=_PARTS_SCHEMA,
         )
+        if self._keep_names:
+            self._names.append(
+                pl.DataFrame(
+                    {
+                        "pos": positions,
+                        "lane": self._lane_ids_of(lanes),
+                        "name": names.cast(pl.Binary),
+                    },
+                    schema=_NAMES_SCHEMA,
+                )
+            )
         self._parts.append(records)
         invalid = status == _INVALID
         if invalid.any():  # remembered row by row: see recorded_invalid
@@ -381,6 +560,13 @@ class ResumeIndex:
             ):
                 if bad:
                     self._invalid_rows.setdefault(lane, set()).add((name, digest, number))
+
+    def _lane_ids_of(self, lanes: pl.Series) -> pl.Series:
+        for lane in lanes.unique(maintain_order=True).to_list():
+            if lane not in self._lane_ids:
+                self._lane_ids[lane] = len(self._lanes)
+                self._lanes.append(lane)
+        return lanes.replace_strict(self._lane_ids, return_dtype=pl.UInt32)
 
     def _code_ids_of(self, codes: pl.Series) -> pl.Series:
         """Intern error codes: a record stores a small id, the index one string per code."""
@@ -399,11 +585,13 @@ class ResumeIndex:
 
     def _add_digests(self, digests: pl.Series, positions: pl.Series, base: int) -> None:
         """Store hex digests decoded in fixed-width slots; anything else goes to ``_odd``."""
+        blob = self._blob
+        assert isinstance(blob, bytearray), "thawed: see _thaw"
         if not self._width:
             first = digests.filter(digests.str.contains(_HEX)).head(1).to_list()
             if first and len(first[0]) <= 256:
                 self._width = len(first[0]) // 2
-                self._blob.extend(bytes(base * self._width))  # earlier slots: all in _odd
+                blob.extend(bytes(base * self._width))  # earlier slots: all in _odd
         width = self._width
         if not width:
             self._odd.update(zip(positions.to_list(), digests.to_list(), strict=True))
@@ -416,7 +604,7 @@ class ResumeIndex:
                 with contextlib.suppress(ValueError):
                     raw = bytes.fromhex(joined)
                     if len(raw) == len(joined) // 2:
-                        self._blob += raw
+                        blob += raw
                         return
         fits = (lengths == 2 * width) & digests.str.contains("^[0-9a-f]*$")
         odd = ~fits
@@ -424,20 +612,61 @@ class ResumeIndex:
             zip(positions.filter(odd).to_list(), digests.filter(odd).to_list(), strict=True)
         )
         filler = pl.repeat("00" * width, digests.len(), eager=True)
-        self._blob += bytes.fromhex(digests.zip_with(fits, filler).str.join("").item())
+        blob += bytes.fromhex(digests.zip_with(fits, filler).str.join("").item())
+
+
+@dataclass(frozen=True)
+class IndexImage:
+    """A sealed :class:`ResumeIndex` as plain data: what :mod:`bulk.snapshot` saves.
+
+    ``meta``, ``rows`` (native ``uint32`` each) and ``blob`` are bytes per position;
+    ``entries`` gives, when called, each key's latest records (``ENTRIES_SCHEMA``, in file
+    order), which the keys are made from.
+    """
+
+    meta: bytes | memoryview
+    rows: bytes | memoryview
+    blob: bytes | memoryview
+    width: int
+    odd: dict[int, str]
+    codes: list[str | None]
+    invalid_rows: dict[str, list[tuple[str, str, int]]]
+    rates: dict[str, float]
+    lanes: list[str]
+    length: int
+    counts: dict[str, int]
+    unchanged: pl.DataFrame
+    entries: Callable[[], pl.DataFrame]
 
 
 @dataclass(frozen=True, slots=True)
-class _Sealed:
+class _Keys:
     """A sealed index's lookup tables: per family, keys ascending beside their positions."""
 
     state_keys: array[int]  # keys with a record about the configuration set
     state_positions: array[int]  # the latest such record of each
     invalid_keys: array[int]  # keys with an ``invalid`` record
     invalid_positions: array[int]  # the latest such record of each
+
+
+@dataclass(slots=True)
+class _Sealed:
+    """A sealed index: its counts, its fingerprint table, and its keys once made."""
+
     length: int
     counts: dict[str, int]
     unchanged: pl.DataFrame
+    keys: _Keys | None  # None until made from an image's entries
+    entries: pl.DataFrame | None  # with names kept: each key's latest records (see IndexImage)
+
+
+def _writable(values: array[int] | memoryview) -> array[int]:
+    """An image's read-only ``uint32`` view as an array that can grow."""
+    if isinstance(values, array):
+        return values
+    out = array("I")
+    out.frombytes(values.cast("B"))
+    return out
 
 
 def _find(keys: array[int], positions: array[int], key: int) -> int | None:

@@ -1,0 +1,312 @@
+"""The resume index saved beside a ledger: same answers as the ledger, or not used at all."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import bulk.snapshot as snapshot
+from bulk import Settings, provision
+from bulk.emulator import Emulator
+from bulk.ledger import Ledger, ResumeIndex
+from bulk.ledger_file import save_index
+from bulk.models import Lane, Outcome, Status, Target
+from tests.test_engine import settings, tenants, write_csv
+
+LANE = Lane("sesv2", "eu-west-1")
+OTHER_LANE = Lane("sesv2", "eu-west-1", "staging")
+TARGET = Target("sesv2", "eu-west-1")
+NAMES = [f"n{i}" for i in range(37)] + ["café", "lone-\udc80", 'quote"back\\slash']
+DIGESTS = ["00112233aabbccdd", "ffeeddccbbaa9988", "odd digest", ""]
+
+
+def outcome(i: int, *, name: str | None = None, lane: Lane = LANE, **changes: Any) -> Outcome:
+    fields: dict[str, Any] = {
+        "row": i,
+        "name": NAMES[i % len(NAMES)] if name is None else name,
+        "status": list(Status)[i % 5],
+        "lane": lane,
+        "digest": DIGESTS[i % 7 % 4],
+        "code": f"C{i % 3}" if i % 5 else None,
+        "fingerprint": (i * 2654435761) % (1 << 64) if i % 4 else None,
+        "extra": {"ambiguous": True} if i % 13 == 0 else {},
+    }
+    fields.update(changes)
+    return Outcome(**fields)
+
+
+def history(count: int, start: int = 0) -> list[Outcome]:
+    """Records of every status, repeated names in two lanes, codes, odd digests, fingerprints."""
+    return [
+        outcome(i, lane=OTHER_LANE if i % 6 == 0 else LANE) for i in range(start, start + count)
+    ]
+
+
+def open_ledger(path: Path, **kwargs: Any) -> Ledger:
+    options: dict[str, Any] = {"input_name": "tenants.csv", "target": TARGET, "settings": {}}
+    return Ledger.open(path, **(options | kwargs))
+
+
+def write(path: Path, outcomes: Sequence[Outcome], *, rate: float | None = None) -> None:
+    with open_ledger(path) as ledger:
+        ledger.append_many(outcomes)
+        if rate is not None:
+            ledger.append_rate(LANE, rate)
+
+
+def contents(index: ResumeIndex) -> dict[str, Any]:
+    """Every answer the index gives, for every name (and one never recorded) in both lanes."""
+    lookups: dict[str, Any] = {}
+    for lane in (LANE, OTHER_LANE):
+        for name in [*NAMES, "never recorded"]:
+            key = f"{lane} {name}"
+            lookups[key] = index.get(lane, name)
+            lookups[key + " ambiguous"] = index.ambiguous(lane, name)
+            for digest in DIGESTS:
+                lookups[f"{key} {digest}"] = (
+                    index.get(lane, name, digest),
+                    index.action(lane, name, digest),
+                )
+                lookups[f"{key} {digest} invalid rows"] = [
+                    row for row in range(200) if index.recorded_invalid(lane, name, digest, row)
+                ]
+    return {
+        "length": len(index),
+        "counts": index.counts,
+        "rates": (index.learned_rate(LANE), index.learned_rate(OTHER_LANE)),
+        "unchanged": index.unchanged.rows(),
+        "lookups": lookups,
+    }
+
+
+def read_in_full(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What the ledger alone says: the saved index hidden from the reader."""
+    with monkeypatch.context() as patch:
+        patch.setattr(snapshot, "load", lambda *args: None)
+        with open_ledger(path, dry_run=True) as ledger:
+            return contents(ledger.index)
+
+
+def saved(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert save_index(fd, path)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "tenants.csv.ledger.jsonl"
+
+
+def test_a_saved_index_answers_as_the_ledger_does_and_reads_no_name_until_a_lookup(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(path, history(150), rate=42.5)
+    expected = read_in_full(path, monkeypatch)
+    saved(path)
+    assert snapshot.index_path(path).exists()
+    reads: list[int] = []
+    real_reader = snapshot._entries_reader
+
+    def counted(data: Any, where: Path) -> Callable[[], pl.DataFrame]:
+        read = real_reader(data, where)
+
+        def wrapper() -> pl.DataFrame:
+            reads.append(1)
+            return read()
+
+        return wrapper
+
+    monkeypatch.setattr(snapshot, "_entries_reader", counted)
+    with open_ledger(path, dry_run=True) as ledger:
+        index = ledger.index
+        assert index.image_records == index.records == 150
+        assert (len(index), index.counts, index.unchanged.height) == (
+            expected["length"],
+            expected["counts"],
+            len(expected["unchanged"]),
+        )
+        assert reads == []  # counts and the fingerprint table come without the names
+        assert contents(index) == expected
+        assert reads == [1]  # the keys are made once, at the first lookup by name
+
+
+def test_records_appended_after_the_save_are_read_from_the_ledger(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(path, history(120), rate=3.0)
+    saved(path)
+    # Later runs: new names, and new records for saved names (settled, failed, deleted, invalid).
+    write(path, [*history(90, start=120), outcome(7, status=Status.DELETED)], rate=9.0)
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 120
+        assert ledger.index.records == 211
+        assert contents(ledger.index) == read_in_full(path, monkeypatch)
+
+
+def test_an_index_saved_over_an_index_and_a_tail_matches_the_ledger(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(path, history(100))
+    saved(path)
+    write(path, history(100, start=100))
+    saved(path)  # built from the first index and the records after it
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 200
+        assert contents(ledger.index) == read_in_full(path, monkeypatch)
+
+
+def _cut_ledger(path: Path) -> None:
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+def _cut_and_grow_ledger(path: Path) -> None:
+    """Cut to a whole line in the middle, then longer than before: other bytes at the end."""
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\n", len(data) // 2) + 1])
+    write(path, history(100, start=150))
+
+
+def _replace_ledger(path: Path) -> None:
+    """Another ledger, longer than the one the index was saved for."""
+    path.unlink()
+    write(path, history(200, start=1))
+
+
+def _flip_a_byte(path: Path) -> None:
+    index = snapshot.index_path(path)
+    data = bytearray(index.read_bytes())
+    data[len(data) - 100] ^= 0x55
+    index.write_bytes(bytes(data))
+
+
+def _cut_index(path: Path) -> None:
+    index = snapshot.index_path(path)
+    index.write_bytes(index.read_bytes()[:-1000])
+
+
+def _other_format(path: Path) -> None:
+    index = snapshot.index_path(path)
+    data = index.read_bytes()
+    index.write_bytes(data.replace(b'"format":1', b'"format":9', 1))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _cut_ledger,
+        _cut_and_grow_ledger,
+        _replace_ledger,
+        _flip_a_byte,
+        _cut_index,
+        _other_format,
+        lambda path: snapshot.index_path(path).write_bytes(b""),
+        lambda path: snapshot.index_path(path).write_bytes(b"not an index at all\n" * 10),
+    ],
+    ids=[
+        "ledger-cut",
+        "ledger-cut-and-grown",
+        "ledger-replaced",
+        "byte-flipped",
+        "index-cut",
+        "format",
+        "empty",
+        "junk",
+    ],
+)
+def test_an_index_that_does_not_fit_its_ledger_is_not_used(
+    path: Path, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], None]
+) -> None:
+    write(path, history(150))
+    saved(path)
+    damage(path)
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 0
+        answers = contents(ledger.index)
+    assert answers == read_in_full(path, monkeypatch)
+
+
+def test_closing_saves_the_index_of_a_big_ledger_when_much_of_it_is_not_saved(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
+    index = snapshot.index_path(path)
+    write(path, history(90))
+    assert not index.exists()  # too small to be worth it
+    write(path, history(30, start=90))
+    assert index.exists()
+    saved_once = index.read_bytes()
+    write(path, history(10, start=120))
+    assert index.read_bytes() == saved_once  # 10 records more are cheap to parse
+    with open_ledger(path, dry_run=True) as ledger:
+        ledger.index.get(LANE, "n1")
+    assert index.read_bytes() == saved_once  # a dry run writes nothing
+    write(path, history(40, start=130))
+    assert index.read_bytes() != saved_once
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == ledger.index.records == 170
+        assert contents(ledger.index) == read_in_full(path, monkeypatch)
+
+
+def test_an_index_that_cannot_be_saved_is_not_an_error(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 10)
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    write(path, history(50))
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
+    with open_ledger(path, dry_run=True) as ledger:
+        assert len(ledger.index) > 0
+
+
+async def test_a_resume_from_a_saved_index_sends_nothing_settled_and_the_rest(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 50)
+    rows = tenants(200)
+    path = write_csv(tmp_path / "t.csv", rows)
+    first = await provision(path, settings(emulator))
+    assert first.counts["created"] == 200
+    ledger = Settings().ledger_path(path)
+    assert snapshot.index_path(ledger).exists()
+    calls = emulator.stats()["calls"]["CreateConfigurationSet"]
+
+    rows[5]["TlsPolicy"] = "REQUIRE" if rows[5]["TlsPolicy"] == "OPTIONAL" else "OPTIONAL"
+    write_csv(path, rows + tenants(20, start=200))
+    second = await provision(path, settings(emulator))
+
+    assert second.skipped == 200
+    assert second.drift == 1
+    assert second.this_run == {"created": 20}
+    assert emulator.stats()["calls"]["CreateConfigurationSet"] == calls + 20
+
+
+def test_a_run_that_finds_much_of_a_big_ledger_unsaved_saves_the_index_as_it_opens(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(path, history(150))  # under the default threshold: no index
+    assert not snapshot.index_path(path).exists()
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 0
+    assert not snapshot.index_path(path).exists()  # a dry run writes nothing
+    with open_ledger(path) as ledger:
+        # Saved before anything is sent: a run killed from here on still finds it.
+        saved_at_open = snapshot.index_path(path).read_bytes()
+        expected = contents(ledger.index)
+    assert snapshot.index_path(path).read_bytes() == saved_at_open  # nothing new to save
+    with open_ledger(path, dry_run=True) as reopened:
+        assert reopened.index.image_records == 150
+        assert contents(reopened.index) == expected
