@@ -3,7 +3,9 @@
 Both run ``bulk provision`` as a child process, the way users run it, and read the child's own
 peak RSS from ``wait4``. The settled ledger is written through ``bulk.ledger.Ledger`` with
 digests from ``bulk.validate.Validator``, so it is the ledger the engine itself would have
-left behind after creating every row: no format is guessed here.
+left behind after creating every row: no format is guessed here. Closing it saves its resume
+index beside it when it is big enough (``bulk.snapshot``), as a real run's close does; each
+scenario also runs on the ledger alone, as after a first run that was killed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from benchmarks.harness import (
 from benchmarks.report import Check, Section
 
 MEMORY_LIMIT_MB = 250.0
+MIN_INDEXED = 50_000  # bulk.snapshot.MIN_RECORDS, checked in _settled_copy
 GROWTH_LIMIT = 1.2
 RESUME_LIMIT_S = 5.0
 
@@ -49,7 +52,8 @@ def memory(ctx: Context) -> Section:
         "4. Memory: peak RSS as the input grows",
         f"`bulk provision` as a child process, its own peak RSS (GNU time): dry runs of "
         f"{small:,} and {big:,} rows without a ledger (reader and validation) and with a "
-        "ledger that settles every row (plus reading the ledger); real runs of "
+        "ledger that settles every row (plus reading the ledger, or its saved index when there "
+        f"is one: from {MIN_INDEXED:,} records), and with that ledger alone; real runs of "
         f"{live_small:,} and {live_big:,} rows against an unthrottled emulator in its own "
         "process (--rate 0 --concurrency 32).",
         ("run", "rows", "wall s", "peak RSS MB", "exit"),
@@ -74,10 +78,12 @@ def memory(ctx: Context) -> Section:
     for rows in (small, big):
         argv = _provision(ws.tenants(rows), ws.fresh("memory-dry.ledger.jsonl"), "--dry-run")
         record("dry run, no ledger", rows, run_child(argv, ws.root))
-    for rows in (small, big):
-        ledger = settled_ledger(ctx, rows)
-        argv = _provision(ws.tenants(rows), ledger, "--dry-run", "--endpoint-url", ws.url)
-        record("dry run, ledger settles all", rows, run_child(argv, ws.root))
+    for alone in (False, True):
+        for rows in (small, big):
+            ledger = _settled_copy(ctx, rows, "memory", with_index=not alone)
+            argv = _provision(ws.tenants(rows), ledger, "--dry-run", "--endpoint-url", ws.url)
+            what = "dry run, settled ledger " + ("alone" if alone else "as a run leaves it")
+            record(what, rows, run_child(argv, ws.root))
     with EmulatorProcess(ws.root, rate=0.0, latency_ms=0.0) as emulator:
         for rows in (live_small, live_big):
             emulator.reset()
@@ -115,6 +121,21 @@ def memory(ctx: Context) -> Section:
         *_ledger_notes(ctx),
     ]
     return section
+
+
+def _settled_copy(ctx: Context, rows: int, use: str, *, with_index: bool) -> Path:
+    """A copy of the settled ledger a run may append to; with its saved index, if it has one."""
+    from bulk.snapshot import MIN_RECORDS, index_path
+
+    assert MIN_RECORDS == MIN_INDEXED, "update MIN_INDEXED"
+    ws = ctx.workspace
+    source = settled_ledger(ctx, rows)
+    ledger = ws.fresh(f"{use}-{rows}.ledger.jsonl")
+    index_path(ledger).unlink(missing_ok=True)
+    shutil.copyfile(source, ledger)
+    if with_index and index_path(source).exists():
+        shutil.copyfile(index_path(source), index_path(ledger))
+    return ledger
 
 
 def _provision(input_path: Path, ledger: Path, *options: str) -> list[str]:
@@ -205,9 +226,13 @@ def resume(ctx: Context) -> Section:
         "5. Resume: every row already settled",
         f"Inputs of {small:,} and {big:,} rows with ledgers that record every row created (same "
         "target, digests from the validator); `bulk provision` as a child process against an "
-        "emulator in its own process; wall time from exec to exit.",
+        "emulator in its own process; wall time from exec to exit. Each ledger as a run leaves "
+        f"it (with its saved resume index from {MIN_INDEXED:,} records), and the big one "
+        "alone too (as after a first run that was killed: this run reads it all, and saves "
+        "the index as it opens).",
         (
             "rows",
+            "ledger",
             "ledger MB",
             "wall s",
             "µs per row",
@@ -222,11 +247,13 @@ def resume(ctx: Context) -> Section:
         section.notes.append(f"engine not measured: {problem}")
         section.checks.append(Check("resume wall time", f"≤ {RESUME_LIMIT_S:g} s", "n/a", None))
         return section
+    from bulk.snapshot import index_path
+
     ws = ctx.workspace
     with EmulatorProcess(ws.root, port=ws.port, rate=100.0, burst=5) as emulator:
-        for rows in (small, big):
-            ledger = ws.fresh(f"resume-{rows}.ledger.jsonl")
-            shutil.copyfile(settled_ledger(ctx, rows), ledger)  # this run appends to it
+        for rows, alone in ((small, False), (big, False), (big, True)):
+            ledger = _settled_copy(ctx, rows, "resume", with_index=not alone)
+            indexed = index_path(ledger).exists()
             emulator.reset()
             argv = _provision(
                 ws.tenants(rows), ledger, "--endpoint-url", emulator.url, "--rate", "100"
@@ -237,6 +264,7 @@ def resume(ctx: Context) -> Section:
             section.rows.append(
                 [
                     f"{rows:,}",
+                    "with its saved index" if indexed else "alone",
                     f"{ledger.stat().st_size / 1e6:.0f}",
                     f"{run.wall_s:.2f}",
                     f"{run.wall_s / rows * 1e6:.1f}",
@@ -250,15 +278,16 @@ def resume(ctx: Context) -> Section:
                 section.notes.append(f"{rows:,} rows: exit {run.exit_code}: {_failure(run)}")
             if rows == big:
                 done = run.exit_code == 0 and skipped == rows and sent == 0
+                what = f"{rows:,} settled rows, " + ("ledger alone" if alone else "saved index")
                 section.checks += [
                     Check(
-                        f"{rows:,} settled rows: wall time",
+                        f"{what}: wall time",
                         f"≤ {RESUME_LIMIT_S:g} s",
                         f"{run.wall_s:.2f} s",
                         run.wall_s <= RESUME_LIMIT_S,
                     ),
                     Check(
-                        f"{rows:,} settled rows: nothing sent, all skipped, exit 0",
+                        f"{what}: nothing sent, all skipped, exit 0",
                         "yes",
                         f"exit {run.exit_code}, skipped {skipped}, sent {sent}",
                         done,

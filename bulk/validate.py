@@ -212,7 +212,10 @@ class _FirstSeen:
     _MAX_LOAD = 0.75
 
     def __init__(self, expected: int = 0) -> None:
-        self._allocate(max(1024, int(expected / self._MAX_LOAD) + 1))
+        # Allocated at the first lookup: a resume that skips every row never needs it.
+        self._keys, self._rows = array("Q"), array("I")
+        self._capacity = max(1024, int(expected / self._MAX_LOAD) + 1)
+        self._limit = 0
         self._count = 0
         # Keys known to be new and distinct, not inserted yet (see defer).
         self._pending: list[tuple[array[int], array[int]]] = []
@@ -252,6 +255,8 @@ class _FirstSeen:
     def _lookup(self, keys: Sequence[int], rows: Sequence[int]) -> list[tuple[int, int]]:
         """Deferred keys first, then :meth:`_insert`."""
         self.only_deferred = False
+        if not self._keys:
+            self._allocate(self._capacity)
         if self._pending:
             pending, self._pending = self._pending, []
             for deferred_keys, deferred_rows in pending:
