@@ -40,7 +40,15 @@ import polars as pl
 from bulk.errors import LedgerError
 from bulk.models import Lane, Status
 
-__all__ = ["ROW_LIMIT", "Action", "IndexImage", "Prior", "ResumeIndex"]
+__all__ = [
+    "ENTRIES_SCHEMA",
+    "ROW_LIMIT",
+    "UNCHANGED_SCHEMA",
+    "Action",
+    "IndexImage",
+    "Prior",
+    "ResumeIndex",
+]
 
 # A record's status, ambiguity and code id live in ``_meta[position]`` as
 # ``status | ambiguous << 3 | code_id << 4``; its row number in ``_rows[position]``.
@@ -58,6 +66,8 @@ _PARTS_SCHEMA = {"key": pl.Int64, "pos": pl.UInt32, "status": pl.UInt8, "fingerp
 # With names kept (to save an image), per position: the lane's id (see ResumeIndex._lanes)
 # and the name.
 _NAMES_SCHEMA = {"pos": pl.UInt32, "lane": pl.UInt32, "name": pl.Binary}
+# The fingerprint table: see ResumeIndex.unchanged.
+UNCHANGED_SCHEMA = {"fingerprint": pl.UInt64, "status": _STATUS_ENUM}
 # An image's entries: each key's latest records (one per family), in file order.
 ENTRIES_SCHEMA = {
     "lane": pl.UInt32,

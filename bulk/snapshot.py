@@ -37,7 +37,7 @@ from typing import Any
 import polars as pl
 
 from bulk.errors import LedgerError
-from bulk.resume import ENTRIES_SCHEMA, IndexImage, ResumeIndex
+from bulk.resume import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage, ResumeIndex
 
 __all__ = ["MIN_RECORDS", "Loaded", "index_path", "load", "save", "worth_saving"]
 
@@ -177,11 +177,13 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
         first, section_size = sections[name]
         return view[first : first + section_size]
 
-    unchanged = _frame(section("unchanged"))
+    # Read, not mapped: it is all read now, and mapped pages would stay in the run's memory.
+    first, section_size = sections["unchanged"]
+    unchanged = _frame(memoryview(os.pread(fd, section_size, first)))
     records = header["records"]
     if not isinstance(records, int) or len(section("meta")) != 4 * records:
         return None
-    if unchanged is None or list(unchanged.columns) != ["fingerprint", "status"]:
+    if unchanged is None or dict(unchanged.schema) != UNCHANGED_SCHEMA:
         return None
     entries = section("entries")
     image = IndexImage(
