@@ -406,7 +406,8 @@ class ResumeIndex:
             with self._sealing:
                 keys = sealed.keys
                 if keys is None:
-                    keys = sealed.keys = self._seal(self._image_part()).keys
+                    assert self._image_entries is not None
+                    keys = sealed.keys = self._seal(self._keyed(self._image_entries())).keys
         assert keys is not None
         return keys
 
@@ -414,21 +415,19 @@ class ResumeIndex:
         """Before a record is folded in after an image: its entries become the first part."""
         if self._image is None:
             return
-        part = self._image_part()
+        assert self._image_entries is not None
+        entries = self._image_entries()
+        self._parts.append(self._keyed(entries))
         if self._keep_names:
-            assert self._image_entries is not None
-            self._names.append(self._image_entries().select(list(_NAMES_SCHEMA)))
+            self._names.append(entries.select(list(_NAMES_SCHEMA)))
         self._image = None
         self._image_entries = None
         self._meta = _writable(self._meta)
         self._rows = _writable(self._rows)
         self._blob = bytearray(self._blob)
-        self._parts.append(part)
 
-    def _image_part(self) -> pl.DataFrame:
+    def _keyed(self, entries: pl.DataFrame) -> pl.DataFrame:
         """An image's entries as a part: each key's latest records stand for all of its."""
-        assert self._image_entries is not None
-        entries = self._image_entries()
         lanes = self._lanes
         keys = [
             hash((lanes[lane], name.decode("utf-8", "surrogatepass")))
@@ -503,13 +502,14 @@ class ResumeIndex:
         found: list[pl.DataFrame] = [pl.DataFrame(schema={"lane": pl.UInt32, "name": pl.Binary})]
         parts, self._names = self._names, []
         parts.reverse()
-        while parts:  # in file order, each part freed once its names are taken
+        while parts:  # in file order; popped, so that each is freed once its names are taken
             part = parts.pop()
+            if not part.height:
+                continue
             low = positions.search_sorted(part["pos"][0], side="left")
             high = positions.search_sorted(part["pos"][-1], side="right")
             at = part["pos"].search_sorted(positions.slice(low, high - low))
             found.append(part.select(pl.col("lane", "name").gather(at)))
-            del part
         return pl.concat([entries, pl.concat(found)], how="horizontal").select(list(ENTRIES_SCHEMA))
 
     def _add_rows(self, rows: pl.DataFrame) -> None:

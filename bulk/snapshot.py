@@ -51,6 +51,8 @@ _ALIGN = 8
 _SECTIONS = ("meta", "rows", "blob", "unchanged", "entries")
 # polars reports a Rust panic as pyo3's PanicException, which is not an Exception.
 _POLARS_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
+# What writing a frame to a file can raise besides OSError (a full disk, seen by polars).
+_POLARS_WRITE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
             at = file.tell()
             file.write(encoded + at.to_bytes(8, "little") + len(encoded).to_bytes(8, "little"))
         os.replace(temporary, path)
-    except OSError:
+    except (OSError, *_POLARS_WRITE_ERRORS):
         with contextlib.suppress(OSError):
             temporary.unlink()
         return False

@@ -256,15 +256,21 @@ def test_closing_saves_the_index_of_a_big_ledger_when_much_of_it_is_not_saved(
         assert contents(ledger.index) == read_in_full(path, monkeypatch)
 
 
+@pytest.mark.parametrize("where", ["rename", "polars"])
 def test_an_index_that_cannot_be_saved_is_not_an_error(
-    path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     monkeypatch.setattr(snapshot, "MIN_RECORDS", 10)
 
-    def full_disk(*args: object) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
+        if where == "polars":
+            raise pl.exceptions.ComputeError("No space left on device (os error 28)")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", full_disk)
+    if where == "polars":
+        monkeypatch.setattr(pl.DataFrame, "write_ipc", full_disk)
+    else:
+        monkeypatch.setattr(os, "replace", full_disk)
     write(path, history(50))
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
     with open_ledger(path, dry_run=True) as ledger:
