@@ -407,7 +407,7 @@ def _lock_holder(fd: int) -> int | None:
 
 def _scan(fd: int, path: Path, *, keep_names: bool) -> Scan:
     try:
-        return scan(fd, path, keep_names=keep_names)
+        return scan(fd, path, keep_names=keep_names, only_if_unsaved=True)
     except OSError as error:
         raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from error
 

@@ -85,16 +85,18 @@ class Scan:
     start: int = 0  # where parsing started: the end of the prefix a saved index covered
 
 
-def scan(fd: int, path: Path, *, keep_names: bool = False) -> Scan:
+def scan(fd: int, path: Path, *, keep_names: bool = False, only_if_unsaved: bool = False) -> Scan:
     """Read the ledger open on ``fd`` (any read position; it is not moved) into a :class:`Scan`.
 
     Starts from the ledger's saved index if it is valid. ``keep_names``: build an index that
-    can be saved (:func:`save_index`). Raises :class:`LedgerError` naming ``path`` and the
-    line for a line that is not a valid record, other than a torn last line.
+    can be saved (:func:`save_index`); with ``only_if_unsaved``, only when the saved index
+    leaves enough of the ledger out to be worth saving again (the names cost memory).
+    Raises :class:`LedgerError` naming ``path`` and the line for a line that is not a valid
+    record, other than a torn last line.
     """
     size = os.fstat(fd).st_size
     end = usable_end(fd, size)
-    result = _from_saved(fd, path, end, keep_names=keep_names)
+    result = _from_saved(fd, path, end, keep_names=keep_names, only_if_unsaved=only_if_unsaved)
     result.size = size
     with contextlib.closing(_parsed_chunks(fd, result.start, end, path)) as chunks:
         for offset, chunk, parsed in chunks:
@@ -113,7 +115,7 @@ def save_index(fd: int, path: Path, found: Scan | None = None) -> bool:
     ``found``: a scan of it made with ``keep_names``, else it is scanned again (from the
     saved index if valid). The caller holds the ledger's exclusive lock.
     """
-    if found is None:
+    if found is None or not found.index.names_kept:
         found = scan(fd, path, keep_names=True)
     runs = [
         [run.input, run.target.service, run.target.region, run.target.profile, run.target.endpoint]
@@ -122,12 +124,15 @@ def save_index(fd: int, path: Path, found: Scan | None = None) -> bool:
     return snapshot.save(fd, path, found.index, found.end, {"runs": runs})
 
 
-def _from_saved(fd: int, path: Path, end: int, *, keep_names: bool) -> Scan:
+def _from_saved(fd: int, path: Path, end: int, *, keep_names: bool, only_if_unsaved: bool) -> Scan:
     """A scan of the prefix the saved index covers, or of nothing if it is not valid."""
     loaded = snapshot.load(fd, path, end)
     if loaded is not None:
         runs = _saved_runs(loaded.meta)
         if runs is not None:
+            unsaved = end - loaded.end  # bytes: records are about the same size
+            if only_if_unsaved and unsaved < end * snapshot.UNSAVED_SHARE:
+                keep_names = False
             try:
                 index = ResumeIndex.from_image(loaded.image, keep_names=keep_names)
             except ValueError:

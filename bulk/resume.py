@@ -77,6 +77,8 @@ ENTRIES_SCHEMA = {
     "fingerprint": pl.UInt64,
 }
 _TO_LIST = 1 << 16  # values converted to Python ints at a time, to bound the transient lists
+_LAST = (pl.col("key") != pl.col("key").shift(-1)).fill_null(True)  # of its key, once sorted
+_IS_INVALID = pl.col("status") == _INVALID
 _SLICE_BITS = 4
 _SLICES = 1 << _SLICE_BITS  # the key space is sorted in this many slices
 
@@ -195,6 +197,11 @@ class ResumeIndex:
         sealed = self._ready()
         sealed.entries = None
         self._keep_names = False
+
+    @property
+    def names_kept(self) -> bool:
+        """Whether :meth:`image` can be made: names kept, or an image loaded and unchanged."""
+        return self._keep_names or self._image is not None
 
     @property
     def records(self) -> int:
@@ -407,7 +414,7 @@ class ResumeIndex:
                 keys = sealed.keys
                 if keys is None:
                     assert self._image_entries is not None
-                    keys = sealed.keys = self._seal(self._keyed(self._image_entries())).keys
+                    keys = sealed.keys = _sorted_keys(self._keyed(self._image_entries()))
         assert keys is not None
         return keys
 
@@ -427,56 +434,55 @@ class ResumeIndex:
         self._blob = bytearray(self._blob)
 
     def _keyed(self, entries: pl.DataFrame) -> pl.DataFrame:
-        """An image's entries as a part: each key's latest records stand for all of its."""
+        """An image's entries as a part: each key's latest records stand for all of its.
+
+        The names become Python strings a slice at a time, to bound the transient objects.
+        """
         lanes = self._lanes
-        keys = [
-            hash((lanes[lane], name.decode("utf-8", "surrogatepass")))
-            for lane, name in zip(entries["lane"].to_list(), entries["name"].to_list(), strict=True)
-        ]
-        return entries.with_columns(pl.Series("key", keys, dtype=pl.Int64)).select(
-            list(_PARTS_SCHEMA)
+        keys = []
+        for start in range(0, entries.height, _TO_LIST):
+            chunk = entries.slice(start, _TO_LIST)
+            pairs = zip(chunk["lane"].to_list(), chunk["name"].to_list(), strict=True)
+            keys.append(
+                pl.Series(
+                    [
+                        hash((lanes[lane], name.decode("utf-8", "surrogatepass")))
+                        for lane, name in pairs
+                    ],
+                    dtype=pl.Int64,
+                )
+            )
+        key = pl.concat(keys) if keys else pl.Series(dtype=pl.Int64)
+        return (
+            entries.select(list(_PARTS_SCHEMA)[1:])
+            .with_columns(key=key)
+            .select(list(_PARTS_SCHEMA))
         )
 
-    def _seal(self, image_part: pl.DataFrame | None = None) -> _Sealed:
-        """Sort the keys, a slice of the key space at a time (polars needs several times a
-        frame's size to sort it: in slices the index builds in a few tens of MB)."""
-        if image_part is not None:  # making an image's keys: no names to keep
-            records = image_part
-        elif self._parts:
-            records = pl.concat(self._parts)
-        else:
-            records = pl.DataFrame(schema=_PARTS_SCHEMA)
+    def _seal(self) -> _Sealed:
+        """Sort the keys (see _sorted_keys); count, and make the fingerprint table, on the way."""
+        records = pl.concat(self._parts) if self._parts else pl.DataFrame(schema=_PARTS_SCHEMA)
         self._parts = []
-        state_keys, state_positions = array("q"), array("I")
-        invalid_keys, invalid_positions = array("q"), array("I")
         tally = [0] * len(_STATUSES)
         settled: list[pl.DataFrame] = []
-        named = self._keep_names and image_part is None
         latest: list[pl.DataFrame] = []
-        last = (pl.col("key") != pl.col("key").shift(-1)).fill_null(True)  # of its key, if sorted
-        invalid = pl.col("status") == _INVALID
-        for number in range(_SLICES):
-            # The sort is stable: a key's records stay in file order, its latest one last.
-            part = records.filter(_slice("key", signed=True) == number)
-            part = part.sort("key", maintain_order=True)
-            for status, count in part.filter(last)["status"].value_counts().iter_rows():
+        named = self._keep_names
+
+        def each(part: pl.DataFrame, state: pl.DataFrame, rejected: pl.DataFrame) -> None:
+            for status, count in part.filter(_LAST)["status"].value_counts().iter_rows():
                 tally[status] += count
-            state = part.filter(~invalid).filter(last)
-            rejected = part.filter(invalid).filter(last)
-            _extend(state_keys, state["key"])
-            _extend(state_positions, state["pos"])
-            _extend(invalid_keys, rejected["key"])
-            _extend(invalid_positions, rejected["pos"])
             if named:
-                latest += [state.drop("key"), rejected.drop("key")]
+                latest.extend((state.drop("key"), rejected.drop("key")))
             settled.append(
                 state.filter(
                     pl.col("status").is_in(_SETTLED) & (pl.col("fingerprint") != 0)
                 ).select("fingerprint", "status")
             )
+
+        keys = _sorted_keys(records, each)
         del records
         found = pl.concat(settled, rechunk=True)
-        del settled
+        settled.clear()
         slice_of = _slice("fingerprint", signed=False)
         unchanged = pl.concat(
             [found.filter(slice_of == i).sort("fingerprint") for i in range(_SLICES)],
@@ -491,7 +497,7 @@ class ResumeIndex:
             length=sum(tally),
             counts={status.value: n for status, n in zip(_STATUSES, tally, strict=True)},
             unchanged=unchanged,
-            keys=_Keys(state_keys, state_positions, invalid_keys, invalid_positions),
+            keys=keys,
             entries=self._entries(latest) if named else None,
         )
 
@@ -668,6 +674,33 @@ class _Sealed:
     unchanged: pl.DataFrame
     keys: _Keys | None  # None until made from an image's entries
     entries: pl.DataFrame | None  # with names kept: each key's latest records (see IndexImage)
+
+
+def _sorted_keys(
+    records: pl.DataFrame,
+    each: Callable[[pl.DataFrame, pl.DataFrame, pl.DataFrame], None] | None = None,
+) -> _Keys:
+    """Sort the keys and pick each one's latest records, a slice of the key space at a time
+    (polars needs several times a frame's size to sort it: in slices, a few tens of MB).
+
+    ``each(part, state, rejected)`` sees every slice: its records sorted by key, and the
+    latest record about the set and the latest ``invalid`` one of each key in it.
+    """
+    state_keys, state_positions = array("q"), array("I")
+    invalid_keys, invalid_positions = array("q"), array("I")
+    for number in range(_SLICES):
+        # The sort is stable: a key's records stay in file order, its latest one last.
+        part = records.filter(_slice("key", signed=True) == number)
+        part = part.sort("key", maintain_order=True)
+        state = part.filter(~_IS_INVALID).filter(_LAST)
+        rejected = part.filter(_IS_INVALID).filter(_LAST)
+        _extend(state_keys, state["key"])
+        _extend(state_positions, state["pos"])
+        _extend(invalid_keys, rejected["key"])
+        _extend(invalid_positions, rejected["pos"])
+        if each is not None:
+            each(part, state, rejected)
+    return _Keys(state_keys, state_positions, invalid_keys, invalid_positions)
 
 
 def _writable(values: array[int] | memoryview) -> array[int]:

@@ -45,6 +45,8 @@ MAGIC = b"bulk resume index\n"
 FORMAT = 1
 # Ledgers with fewer row records than this are read in full: it takes well under a second.
 MIN_RECORDS = 50_000
+# A saved index is saved again when at least this share of the ledger is not in it.
+UNSAVED_SHARE = 1 / 8
 _PROBE = 64 << 10  # ledger bytes hashed at each end of the covered prefix
 _BLOCK = 1 << 20  # bytes read at a time to check a section's CRC
 _ALIGN = 8
@@ -67,7 +69,7 @@ class Loaded:
 def worth_saving(records: int, covered: int) -> bool:
     """Whether a ledger of ``records`` row records, ``covered`` of them by its saved index, is
     worth saving the index of: it is big, and much of it would be parsed again otherwise."""
-    return records >= MIN_RECORDS and (records - covered) * 8 >= records
+    return records >= MIN_RECORDS and records - covered >= records * UNSAVED_SHARE
 
 
 def index_path(ledger: Path) -> Path:
@@ -173,7 +175,8 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
         if _crc(fd, offset, section_size) != crc:
             return None
         sections[name] = (offset, section_size)
-    view = memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+    mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    view = memoryview(mapped)
 
     def section(name: str) -> memoryview:
         first, section_size = sections[name]
@@ -187,7 +190,6 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
         return None
     if unchanged is None or dict(unchanged.schema) != UNCHANGED_SCHEMA:
         return None
-    entries = section("entries")
     image = IndexImage(
         meta=section("meta"),
         rows=section("rows"),
@@ -204,7 +206,7 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
         length=int(header["length"]),
         counts={str(status): int(n) for status, n in header["counts"].items()},
         unchanged=unchanged,
-        entries=_entries_reader(entries, path),
+        entries=_entries_reader(mapped, sections["entries"], path),
     )
     meta = header["meta"]
     if not isinstance(meta, dict):
@@ -212,11 +214,21 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
     return Loaded(image=image, meta=meta, end=end)
 
 
-def _entries_reader(data: memoryview, path: Path) -> Callable[[], pl.DataFrame]:
-    """Read the entries when first needed (a resume that skips every row never does)."""
+def _entries_reader(
+    mapped: mmap.mmap, section: tuple[int, int], path: Path
+) -> Callable[[], pl.DataFrame]:
+    """Read the entries when first needed (a resume that skips every row never does).
+
+    polars copies them: the mapped pages are dropped from the run's memory once read.
+    """
+    first, size = section
 
     def read() -> pl.DataFrame:
-        frame = _frame(data)
+        with memoryview(mapped) as view:
+            frame = _frame(view[first : first + size])
+        page = first - first % mmap.PAGESIZE
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(mmap.MADV_DONTNEED, page, first + size - page)
         if frame is None or dict(frame.schema) != ENTRIES_SCHEMA:
             # Its CRC matched at load: only a file written by something else gets here.
             raise LedgerError(f"resume index {path} cannot be read; delete it and run again")

@@ -115,8 +115,8 @@ def test_a_saved_index_answers_as_the_ledger_does_and_reads_no_name_until_a_look
     reads: list[int] = []
     real_reader = snapshot._entries_reader
 
-    def counted(data: Any, where: Path) -> Callable[[], pl.DataFrame]:
-        read = real_reader(data, where)
+    def counted(*args: Any) -> Callable[[], pl.DataFrame]:
+        read = real_reader(*args)
 
         def wrapper() -> pl.DataFrame:
             reads.append(1)
@@ -316,3 +316,30 @@ def test_a_run_that_finds_much_of_a_big_ledger_unsaved_saves_the_index_as_it_ope
     with open_ledger(path, dry_run=True) as reopened:
         assert reopened.index.image_records == 150
         assert contents(reopened.index) == expected
+
+
+def test_names_are_kept_only_when_the_saved_index_leaves_much_of_the_ledger_out(
+    path: Path,
+) -> None:
+    from bulk.ledger_file import scan
+
+    write(path, history(160))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        found = scan(fd, path, keep_names=True, only_if_unsaved=True)
+        assert found.index.image_records == 0 and found.index.names_kept  # nothing saved yet
+        assert save_index(fd, path, found)
+    finally:
+        os.close(fd)
+    write(path, history(5, start=160))  # a few records after the saved ones
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        found = scan(fd, path, keep_names=True, only_if_unsaved=True)
+        assert found.index.image_records == 160 and not found.index.names_kept
+        assert contents(found.index)["length"] == len({(str(o.lane), o.name) for o in history(165)})
+        # Saving anyway reads the names it needs.
+        assert save_index(fd, path, found)
+    finally:
+        os.close(fd)
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 165
