@@ -8,9 +8,10 @@ anything wrong with it (missing, torn, written for other bytes, another format) 
 the ledger is read in full.
 
 Valid means: the right magic and format, every section within the file and matching its
-CRC-32, and the ledger's first and last 64 KiB before ``end`` hashing as they did when it was
-saved. The ledger is append-only, so a prefix that hashes alike is the same prefix; a ledger
-cut shorter than ``end``, replaced, or rewritten does not match.
+CRC-32, and the ledger's first ``end`` bytes as they were when it was saved: the same CRC-32,
+and the same hash of their first and last 64 KiB. The ledger is append-only, so a ledger
+that grew since matches; one cut shorter than ``end``, replaced, or edited does not (a
+tenth of a second to check a million records, against 1.5 s to parse them).
 
 Layout: the magic line; the sections, each 8-byte aligned: the per-record arrays as native
 ``uint32``, the decoded digests, and two Arrow IPC frames (the fingerprint table and the
@@ -165,7 +166,7 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
     end = header["ledger"]["end"]
     if not isinstance(end, int) or not 0 < end <= usable_end:
         return None
-    if header["ledger"]["probe"] != _probe(ledger_fd, end):
+    if not _prefix_matches(ledger_fd, end, header["ledger"]["probe"]):
         return None
     sections: dict[str, tuple[int, int]] = {}
     for name in _SECTIONS:
@@ -245,7 +246,21 @@ def _frame(data: memoryview) -> pl.DataFrame | None:
 
 
 def _probe(ledger_fd: int, end: int) -> str:
-    """A hash of the ledger's first and last ``_PROBE`` bytes before ``end``, and of ``end``."""
+    """What the ledger's first ``end`` bytes must still be (see :func:`_prefix_matches`)."""
+    return f"{_ends(ledger_fd, end)} {_crc(ledger_fd, 0, end):08x}"
+
+
+def _prefix_matches(ledger_fd: int, end: int, probe: object) -> bool:
+    """Whether the ledger's first ``end`` bytes are still those ``probe`` was made from: the
+    hash of their ends first (cheap), then the CRC-32 of all of them."""
+    if not isinstance(probe, str):
+        return False
+    ends, _, crc = probe.partition(" ")
+    return ends == _ends(ledger_fd, end) and crc == f"{_crc(ledger_fd, 0, end):08x}"
+
+
+def _ends(ledger_fd: int, end: int) -> str:
+    """A hash of ``end`` and of the first and last ``_PROBE`` bytes before it."""
     digest = hashlib.sha256(str(end).encode())
     digest.update(os.pread(ledger_fd, min(end, _PROBE), 0))
     low = max(0, end - _PROBE)

@@ -172,13 +172,20 @@ def _cut_and_grow_ledger(path: Path) -> None:
     """Cut to a whole line in the middle, then longer than before: other bytes at the end."""
     data = path.read_bytes()
     path.write_bytes(data[: data.index(b"\n", len(data) // 2) + 1])
-    write(path, history(100, start=150))
+    write(path, history(400, start=600))
+
+
+def _edit_ledger(path: Path) -> None:
+    """One record in the middle edited in place: same length, still a valid record."""
+    data = path.read_bytes()
+    middle = data.index(b'"status":"created"', len(data) // 2)
+    path.write_bytes(data[:middle] + b'"status":"deleted"' + data[middle + 18 :])
 
 
 def _replace_ledger(path: Path) -> None:
     """Another ledger, longer than the one the index was saved for."""
     path.unlink()
-    write(path, history(200, start=1))
+    write(path, history(700, start=1))
 
 
 def _flip_a_byte(path: Path) -> None:
@@ -204,6 +211,7 @@ def _other_format(path: Path) -> None:
     [
         _cut_ledger,
         _cut_and_grow_ledger,
+        _edit_ledger,
         _replace_ledger,
         _flip_a_byte,
         _cut_index,
@@ -214,6 +222,7 @@ def _other_format(path: Path) -> None:
     ids=[
         "ledger-cut",
         "ledger-cut-and-grown",
+        "ledger-edited",
         "ledger-replaced",
         "byte-flipped",
         "index-cut",
@@ -225,7 +234,7 @@ def _other_format(path: Path) -> None:
 def test_an_index_that_does_not_fit_its_ledger_is_not_used(
     path: Path, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], None]
 ) -> None:
-    write(path, history(150))
+    write(path, history(600))  # longer than the two 64 KiB ends the cheap check reads
     saved(path)
     damage(path)
     with open_ledger(path, dry_run=True) as ledger:
