@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,28 +13,7 @@ from bulk.emulator import Emulator, EmulatorConfig
 from bulk.ledger import read_records
 
 from .test_engine import tenants, write_csv
-from .torture import run_bulk, start_bulk
-
-
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The user's mistake is one line on stderr, no traceback."""
-    lines = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.stderr
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("bulk: error: ")
-    return lines[0]
-
-
-def wait_for_rows(ledger: Path, count: int, proc: subprocess.Popen[str], limit: float) -> None:
-    """Wait (bounded) until the ledger holds ``count`` row records."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if ledger.exists() and sum(1 for r in read_records(ledger) if "status" in r) >= count:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"bulk exited early ({proc.returncode}): {proc.communicate()[1]}")
-        time.sleep(0.05)
-    pytest.fail(f"ledger did not reach {count} rows in {limit}s")
+from .torture import one_line_error, run_bulk, start_bulk, wait_for_rows
 
 
 @pytest.fixture
@@ -68,7 +45,7 @@ class TestFileErrors:
             path.write_bytes(content)
         result = run_bulk("provision", path, "--endpoint-url", served.url, cwd=tmp_path)
         assert result.returncode == 2
-        assert expect in one_line_error(result)
+        assert expect in one_line_error(result.stderr)
         assert served.stats()["calls"] == {}
         assert not Path(f"{path}.ledger.jsonl").exists()
 
@@ -77,13 +54,13 @@ class TestFileErrors:
         path.write_text("ConfigurationSetName,Tlspolicy\na,REQUIRE\n")
         result = run_bulk("provision", path, "--emulator", cwd=tmp_path)
         assert result.returncode == 2
-        assert "Tlspolicy" in one_line_error(result)
+        assert "Tlspolicy" in one_line_error(result.stderr)
 
     def test_bad_option_is_a_usage_error(self, tmp_path: Path) -> None:
         path = write_csv(tmp_path / "t.csv", tenants(1))
         result = run_bulk("provision", path, "--rate", "-3", cwd=tmp_path)
         assert result.returncode == 2
-        assert "--rate" in one_line_error(result)
+        assert "--rate" in one_line_error(result.stderr)
 
 
 class TestRowErrors:
@@ -125,7 +102,7 @@ class TestSystemicErrors:
         path = write_csv(tmp_path / "t.csv", tenants(3))
         result = run_bulk("provision", path, "--endpoint-url", "http://127.0.0.1:9", cwd=tmp_path)
         assert result.returncode == 3
-        assert "unreachable" in one_line_error(result)
+        assert "unreachable" in one_line_error(result.stderr)
         assert not Path(f"{path}.ledger.jsonl").exists()
 
     def test_missing_credentials_abort_with_a_hint(
@@ -136,7 +113,7 @@ class TestSystemicErrors:
         path = write_csv(tmp_path / "t.csv", tenants(3))
         result = run_bulk("provision", path, "--endpoint-url", served.url, cwd=tmp_path)
         assert result.returncode == 3
-        assert "credentials" in one_line_error(result)
+        assert "credentials" in one_line_error(result.stderr)
         assert served.stats()["calls"] == {}
 
 
@@ -148,7 +125,7 @@ class TestCrashAndResume:
         ledger = Path(f"{path}.ledger.jsonl")
         args = ("provision", path, "--endpoint-url", served.url, "--rate", "150", "--burst", "5")
         proc = start_bulk(*args, cwd=tmp_path)
-        wait_for_rows(ledger, 120, proc, limit=60)
+        assert wait_for_rows(ledger, 120, proc, limit=60)
         proc.kill()
         proc.communicate(timeout=30)
         settled_before = {r["name"] for r in read_records(ledger) if r.get("status") == "created"}
@@ -173,7 +150,7 @@ class TestCrashAndResume:
         ledger = Path(f"{path}.ledger.jsonl")
         args = ("provision", path, "--endpoint-url", served.url, "--rate", "40")
         proc = start_bulk(*args, cwd=tmp_path)
-        wait_for_rows(ledger, 20, proc, limit=60)
+        assert wait_for_rows(ledger, 20, proc, limit=60)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
 
