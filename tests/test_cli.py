@@ -13,7 +13,7 @@ from bulk.emulator import Emulator, EmulatorConfig
 from bulk.ledger import read_records
 
 from .test_engine import tenants, write_csv
-from .torture import one_line_error, run_bulk, start_bulk, wait_for_rows
+from .torture import one_line_error, run_bulk, running_bulk, wait_for_rows
 
 
 @pytest.fixture
@@ -124,10 +124,10 @@ class TestCrashAndResume:
         path = write_csv(tmp_path / "t.csv", tenants(400))
         ledger = Path(f"{path}.ledger.jsonl")
         args = ("provision", path, "--endpoint-url", served.url, "--rate", "150", "--burst", "5")
-        proc = start_bulk(*args, cwd=tmp_path)
-        assert wait_for_rows(ledger, 120, proc, limit=60)
-        proc.kill()
-        proc.communicate(timeout=30)
+        with running_bulk(*args, cwd=tmp_path) as proc:
+            assert wait_for_rows(ledger, 120, proc, limit=60)
+            proc.kill()
+            proc.communicate(timeout=30)
         settled_before = {r["name"] for r in read_records(ledger) if r.get("status") == "created"}
         attempts_before = dict(served.stats()["create_attempts"])
 
@@ -149,10 +149,10 @@ class TestCrashAndResume:
         path = write_csv(tmp_path / "t.csv", tenants(200))
         ledger = Path(f"{path}.ledger.jsonl")
         args = ("provision", path, "--endpoint-url", served.url, "--rate", "40")
-        proc = start_bulk(*args, cwd=tmp_path)
-        assert wait_for_rows(ledger, 20, proc, limit=60)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        with running_bulk(*args, cwd=tmp_path) as proc:
+            assert wait_for_rows(ledger, 20, proc, limit=60)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
 
         assert proc.returncode == 130, err
         assert "run the same command to resume" in out

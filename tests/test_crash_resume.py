@@ -51,6 +51,7 @@ from .torture import (
     one_line_error,
     row_records,
     run_engine,
+    running_bulk,
     start_bulk,
     tenants_file,
     wait_for_rows,
@@ -108,8 +109,7 @@ def kill_and_resume(
         for point in range(kills):
             guard = NoResend(ledger, emu.stats)
             before = settled_rows(ledger) if ledger.exists() else 0
-            proc = start_bulk(*args, cwd=tmp_path)
-            try:
+            with running_bulk(*args, cwd=tmp_path) as proc:
                 if point == 0:
                     time.sleep(rng.uniform(0.2, 2.0))
                     alive = proc.poll() is None
@@ -120,10 +120,6 @@ def kill_and_resume(
                 if alive:
                     proc.kill()
                 _, err = proc.communicate(timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate(timeout=60)
             if proc.returncode == -signal.SIGKILL:
                 killed += 1
             else:  # the run finished before the kill point came
@@ -181,15 +177,10 @@ class TestSignals:
         ledger = tenants.ledger
         with threaded_emulator(EmulatorConfig(rate=40, burst=1)) as emu:
             args = provision_args(tenants, emu, "--rate", "40")
-            proc = start_bulk(*args, cwd=tmp_path)
-            try:
+            with running_bulk(*args, cwd=tmp_path) as proc:
                 assert wait_for_rows(ledger, 20, proc)
                 proc.send_signal(signum)
                 out, err = proc.communicate(timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate(timeout=60)
 
             assert proc.returncode == 130, err
             assert "Traceback" not in err
@@ -228,17 +219,12 @@ class TestSignals:
         config = EmulatorConfig(rate=0, latency_ms=400, latency_jitter=0.0)
         with threaded_emulator(config) as emu:
             args = provision_args(tenants, emu, "--rate", "0")
-            proc = start_bulk(*args, cwd=tmp_path)
-            try:
+            with running_bulk(*args, cwd=tmp_path) as proc:
                 assert wait_for_rows(ledger, 16, proc)
                 proc.send_signal(signal.SIGINT)
                 time.sleep(0.1)
                 proc.send_signal(signal.SIGINT)
                 _, err = proc.communicate(timeout=60)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.communicate(timeout=60)
             assert proc.returncode == 130, err
             assert "Traceback" not in err
             before = list(read_records(ledger))  # whole lines only
@@ -483,8 +469,7 @@ class TestLock:
         ledger = tenants.ledger
         with threaded_emulator(EmulatorConfig(rate=40, burst=1)) as emu:
             args = provision_args(tenants, emu, "--rate", "40")
-            first = start_bulk(*args, cwd=tmp_path)
-            try:
+            with running_bulk(*args, cwd=tmp_path) as first:
                 assert wait_for_rows(ledger, 5, first)
                 second = cli(*args)
                 assert second.exit_code == 2
@@ -495,10 +480,6 @@ class TestLock:
                 )
                 emu.configure(rate=0)
                 _, err = first.communicate(timeout=60)
-            finally:
-                if first.poll() is None:
-                    first.kill()
-                    first.communicate(timeout=60)
             assert first.returncode == 1, err
             runs = [r for r in read_records(ledger) if r.get("kind") == "run"]
             assert len(runs) == 1  # the second run wrote nothing

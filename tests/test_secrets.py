@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from bulk.progress import render_summary
 from bulk.summary import RunStats
 
 from .torture import (
-    bulk_command,
     latest_by_row,
     one_line_error,
     run_bulk,
+    running_bulk,
     tenants_file,
     write_csv,
 )
@@ -197,14 +196,7 @@ class TestEmulatorBindsLoopback:
             assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
 
     def test_bulk_emulate_listens_on_loopback_by_default(self, tmp_path: Path) -> None:
-        proc = subprocess.Popen(
-            bulk_command("emulate", "--port", "0"),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with running_bulk("emulate", "--port", "0", cwd=tmp_path) as proc:
             assert proc.stdout is not None
             first = proc.stdout.readline()
             assert first.startswith("bulk emulator listening on http://127.0.0.1:"), first
@@ -223,10 +215,6 @@ class TestEmulatorBindsLoopback:
             out, _ = proc.communicate(timeout=30)
             assert proc.returncode == 0
             assert "bulk emulator stopped" in out
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=30)
 
     def test_provision_with_emulator_uses_loopback(self, tmp_path: Path) -> None:
         path = write_csv(tmp_path / "t.csv", [{"ConfigurationSetName": "acme"}])

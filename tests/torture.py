@@ -18,7 +18,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,18 @@ def start_bulk(*args: str | Path, cwd: Path) -> subprocess.Popen[str]:
         text=True,
         env=os.environ.copy(),
     )
+
+
+@contextmanager
+def running_bulk(*args: str | Path, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """``bulk ARGS`` as a child process, killed and reaped on the way out if still running."""
+    proc = start_bulk(*args, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
 
 
 def cli(*args: str | Path) -> Result:
