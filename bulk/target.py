@@ -7,12 +7,15 @@ the retry policy and the engine decide from the kind alone, never from exception
 from __future__ import annotations
 
 import enum
+import importlib.metadata
+import platform
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import aiobotocore
 import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
@@ -244,6 +247,22 @@ class ClientSettings:
     static_credentials: tuple[str, str] | None = None
 
 
+def user_agent() -> str:
+    """Every call's User-Agent: this tool and the libraries beneath it (botocore adds its own).
+
+    It names the tool in the service's logs (CloudTrail's ``userAgent``). Being fixed, it also
+    spares botocore rebuilding the header for each request, which otherwise costs about a
+    quarter of the client's CPU per call.
+    """
+    try:
+        version = importlib.metadata.version("bulk")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return (
+        f"bulk/{version} aiobotocore/{aiobotocore.__version__} Python/{platform.python_version()}"
+    )
+
+
 class TargetPool:
     """One client per lane, opened on first use and proven by a pre-flight call.
 
@@ -260,6 +279,10 @@ class TargetPool:
             connect_timeout=min(10.0, settings.timeout),
             read_timeout=settings.timeout,
             max_pool_connections=settings.pool_size,
+            # The validator has already run botocore's ParamValidator on every row's request
+            # against the same model; the client would run it again on every attempt.
+            parameter_validation=False,
+            user_agent=user_agent(),
         )
         self._sessions: dict[str | None, AioSession] = {}
         self._targets: dict[Lane, Target] = {}

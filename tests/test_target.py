@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+from contextlib import AsyncExitStack
+
 import aiohttp
 import pytest
+from aiohttp import web
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -12,7 +16,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from bulk.target import CallKind, classify_exception
+from bulk.models import Lane
+from bulk.target import CallKind, ClientSettings, TargetPool, classify_exception
 
 
 def client_error(code: str, status: int, message: str = "m") -> ClientError:
@@ -81,3 +86,33 @@ class TestTransportErrors:
 
     def test_unknown_exceptions_are_not_swallowed(self) -> None:
         assert classify_exception(ValueError("bug")) is None
+
+
+class TestClient:
+    async def test_every_call_names_the_tool_in_its_user_agent(self) -> None:
+        """The pre-flight and each create carry ``bulk/<version>``, as CloudTrail will show."""
+        seen: list[str] = []
+
+        async def answer(request: web.Request) -> web.Response:
+            seen.append(request.headers.get("User-Agent", ""))
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with AsyncExitStack() as stack:
+                pool = TargetPool(ClientSettings(endpoint_url=f"http://127.0.0.1:{port}"), stack)
+                target = await pool.get(Lane("sesv2", "us-east-1", None))
+                result = await target.create({"ConfigurationSetName": "tenant-1"})
+        finally:
+            await runner.cleanup()
+        assert result.kind is CallKind.OK
+        assert len(seen) == 2  # the pre-flight and the create
+        version = importlib.metadata.version("bulk")
+        for agent in seen:
+            assert agent.startswith(f"bulk/{version} aiobotocore/"), agent
