@@ -5,8 +5,9 @@
 - ``run_boto3_threads``: plain boto3, one shared client, N threads each creating its share of
   the names, botocore's own retries in ``standard`` or ``adaptive`` mode.
 - ``run_aiobotocore``: N tasks pulling requests from one shared iterator, botocore retries off;
-  unpaced it is the bare loop the engine's overhead is measured against, paced (an aiolimiter
-  bucket at the server's rate and burst) it is what a client that knows the limit can reach.
+  unpaced it is the bare loop the engine's overhead is measured against (configured as a
+  script would, or as the engine configures its client), paced (an aiolimiter bucket at the
+  server's rate and burst) it is what a client that knows the limit can reach.
 
 Each returns a :class:`ClientRun`; what reached the server is read from the emulator.
 """
@@ -193,10 +194,19 @@ def run_aiobotocore(
     tasks: int,
     rate: float | None = None,
     burst: int = 1,
+    engine_client: bool = False,
 ) -> ClientRun:
-    """``tasks`` tasks pull from one iterator; with ``rate``, every attempt takes a token."""
+    """``tasks`` tasks pull from one iterator; with ``rate``, every attempt takes a token.
+
+    With ``engine_client`` the client is configured as the engine configures its own
+    (:func:`bulk.target.client_config`); otherwise as a script would: defaults, retries off.
+    """
     cpu = time.process_time()
-    run = asyncio.run(_aiobotocore(label, requests, url, tasks=tasks, rate=rate, burst=burst))
+    run = asyncio.run(
+        _aiobotocore(
+            label, requests, url, tasks=tasks, rate=rate, burst=burst, engine_client=engine_client
+        )
+    )
     return replace(run, cpu_s=time.process_time() - cpu)
 
 
@@ -208,6 +218,7 @@ async def _aiobotocore(
     tasks: int,
     rate: float | None,
     burst: int,
+    engine_client: bool,
 ) -> ClientRun:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
@@ -215,10 +226,15 @@ async def _aiobotocore(
     from botocore.exceptions import ClientError
 
     start = time.perf_counter()
-    config = AioConfig(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=tasks,
-    )
+    if engine_client:
+        from bulk.target import ClientSettings, client_config
+
+        config = client_config(ClientSettings(pool_size=tasks))
+    else:
+        config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=tasks,
+        )
     # Rate R with burst B: a bucket of B tokens refilled in B / R seconds.
     limiter = AsyncLimiter(burst, burst / rate) if rate else None
     pending: Iterator[dict[str, Any]] = iter(requests)

@@ -263,6 +263,21 @@ def user_agent() -> str:
     )
 
 
+def client_config(settings: ClientSettings) -> AioConfig:
+    """The configuration of every lane's client."""
+    return AioConfig(
+        # One retry layer only (tenacity): botocore's own retries are off.
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=min(10.0, settings.timeout),
+        read_timeout=settings.timeout,
+        max_pool_connections=settings.pool_size,
+        # The validator has already run botocore's ParamValidator on every row's request
+        # against the same model; the client would run it again on every attempt.
+        parameter_validation=False,
+        user_agent=user_agent(),
+    )
+
+
 class TargetPool:
     """One client per lane, opened on first use and proven by a pre-flight call.
 
@@ -273,17 +288,7 @@ class TargetPool:
     def __init__(self, settings: ClientSettings, stack: AsyncExitStack) -> None:
         self._settings = settings
         self._stack = stack
-        self._config = AioConfig(
-            # One retry layer only (tenacity): botocore's own retries are off.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=min(10.0, settings.timeout),
-            read_timeout=settings.timeout,
-            max_pool_connections=settings.pool_size,
-            # The validator has already run botocore's ParamValidator on every row's request
-            # against the same model; the client would run it again on every attempt.
-            parameter_validation=False,
-            user_agent=user_agent(),
-        )
+        self._config = client_config(settings)
         self._sessions: dict[str | None, AioSession] = {}
         self._targets: dict[Lane, Target] = {}
         self._locks: dict[Lane, anyio.Lock] = {}
