@@ -34,7 +34,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -73,8 +73,8 @@ _RECOVER = "restore it or pass --ledger NEW"
 _OTHER_LEDGER = "pass --ledger NEW to keep this run's records in another file"
 
 
-def record_to_json(outcome: Outcome) -> str:
-    """The ledger line for ``outcome``, without its newline.
+def record_to_json(outcome: Outcome, time: str | None = None) -> str:
+    """The ledger line for ``outcome``, without its newline; ``time`` defaults to now.
 
     ``extra`` is merged in after the standard fields, which it cannot override. Raises
     ``TypeError``/``ValueError`` for an outcome the ledger could not read back.
@@ -94,7 +94,7 @@ def record_to_json(outcome: Outcome) -> str:
         "lane": str(outcome.lane),
         "latency_ms": None if latency is None else round(latency, 2),
         "request_id": outcome.request_id,
-        "time": _now(),
+        "time": time or _now(),
         "digest": outcome.digest,
     }
     if outcome.fingerprint is not None:
@@ -224,6 +224,7 @@ class Ledger:
         waiting for it at once, so a busy run makes one system call per batch, not per row.
         """
         lines = []
+        now = _now()  # one write, one time
         for outcome in outcomes:
             if (
                 outcome.status == Status.FAILED
@@ -231,7 +232,7 @@ class Ledger:
                 and self.index.ambiguous(outcome.lane, outcome.name)
             ):
                 outcome = _with_extra(outcome, ambiguous=True)
-            lines.append(record_to_json(outcome))
+            lines.append(record_to_json(outcome, now))
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
@@ -495,10 +496,12 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _dumps(record: Mapping[str, Any]) -> str:
-    # ensure_ascii: the line is pure ASCII, so no string (not even a lone surrogate) can make
-    # encoding fail halfway through a run; default=str: an odd value in extra is not fatal.
-    return json.dumps(record, separators=(",", ":"), default=str)
+# ensure_ascii: the line is pure ASCII, so no string (not even a lone surrogate) can make
+# encoding fail halfway through a run; default=str: an odd value in extra is not fatal. One
+# encoder for every line: json.dumps with options builds a new one per call.
+_dumps: Callable[[Mapping[str, Any]], str] = json.JSONEncoder(
+    separators=(",", ":"), default=str
+).encode
 
 
 def _now() -> str:

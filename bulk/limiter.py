@@ -440,7 +440,8 @@ class AdaptiveLimiter:
         self._clock = clock
         self._acquired = 0
         self._queued = 0  # let through the window, waiting for a token
-        self._answered = anyio.Event()  # set (and replaced) on every answer
+        # Set at the next answer, then dropped: made only while calls wait for one.
+        self._answered: anyio.Event | None = None
         self._bucket: AsyncLimiter | None = None
         self._bucket_rate: float | None = None
         rate = self._controller.rate
@@ -504,13 +505,16 @@ class AdaptiveLimiter:
             wait = self._controller.window_wait(self._clock(), self._queued)
             if wait <= 0:
                 return
+            if self._answered is None:
+                self._answered = anyio.Event()
             with anyio.move_on_after(wait):
                 await self._answered.wait()
 
     def _answer(self) -> None:
         self._sync_bucket()
-        answered, self._answered = self._answered, anyio.Event()
-        answered.set()
+        answered, self._answered = self._answered, None
+        if answered is not None:
+            answered.set()
 
     def _sync_bucket(self) -> None:
         """Make the bucket leak at the controller's rate from now on.
