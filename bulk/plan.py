@@ -76,6 +76,7 @@ class Planner:
         self._columns = tuple(columns)
         self._validator = validator
         self._index = index
+        self._resuming = index.records > 0  # a run does not fold its own records in
         self._stats = stats
         self._salt = validator.fingerprint_salt(columns)
         unchanged = index.unchanged
@@ -155,7 +156,7 @@ class Planner:
         """The full path: validate the row, then apply the resume rules to what it became."""
         index = self._index
         item = self._validator.validate(record)
-        prior = index.get(item.lane, item.name, item.digest)
+        prior = index.get(item.lane, item.name, item.digest) if self._resuming else None
         if isinstance(item, Outcome):
             # An invalid row is settled once recorded with the same content and row number,
             # whatever was recorded since for other rows with its name.
