@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
-import functools
 import json
 import os
 import re
@@ -36,7 +35,6 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,7 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bulk import snapshot
 from bulk.errors import LedgerError, LedgerWriteError
 from bulk.ledger_file import RunHeader, Scan, read_records, save_index, scan
-from bulk.models import Lane, Outcome, Status, Target
+from bulk.models import Lane, Outcome, Status, Target, bulk_version
 from bulk.resume import ROW_LIMIT, Action, Prior, ResumeIndex
 
 __all__ = [
@@ -465,7 +463,7 @@ def _header(run_id: str, input_name: str, target: Target, settings: Mapping[str,
             "kind": "run",
             "run_id": run_id,
             "time": _now(),
-            "bulk": _version(),
+            "bulk": bulk_version(),
             "pid": os.getpid(),
             "input": os.path.basename(input_name),
             "target": {
@@ -506,11 +504,3 @@ _dumps: Callable[[Mapping[str, Any]], str] = json.JSONEncoder(
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@functools.cache
-def _version() -> str:
-    try:
-        return metadata.version("bulk")
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 SERVICES = ("pinpoint-email", "sesv2")
@@ -102,3 +104,12 @@ class Target:
     region: str
     profile: str | None = None
     endpoint: str | None = None
+
+
+@functools.cache
+def bulk_version() -> str:
+    """This package's installed version ("unknown" when it is imported from a bare tree)."""
+    try:
+        return metadata.version("bulk")
+    except metadata.PackageNotFoundError:
+        return "unknown"

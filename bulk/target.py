@@ -7,7 +7,6 @@ the retry policy and the engine decide from the kind alone, never from exception
 from __future__ import annotations
 
 import enum
-import importlib.metadata
 import platform
 import time
 from collections.abc import Mapping
@@ -37,7 +36,7 @@ from botocore.exceptions import (
 )
 
 from bulk.errors import TargetError
-from bulk.models import Lane
+from bulk.models import Lane, bulk_version
 
 
 class CallKind(enum.Enum):
@@ -254,12 +253,9 @@ def user_agent() -> str:
     spares botocore rebuilding the header for each request, which otherwise costs about a
     quarter of the client's CPU per call.
     """
-    try:
-        version = importlib.metadata.version("bulk")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
     return (
-        f"bulk/{version} aiobotocore/{aiobotocore.__version__} Python/{platform.python_version()}"
+        f"bulk/{bulk_version()} aiobotocore/{aiobotocore.__version__} "
+        f"Python/{platform.python_version()}"
     )
 
 
