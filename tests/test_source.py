@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 import threading
@@ -254,6 +256,55 @@ class TestCsv:
         source = open_source(path, batch_size=10)
         with pytest.raises(InputError, match=r"not UTF-8 text: byte 0xff in row 50 \(line 51\)"):
             list(source.records())
+
+
+class TestRowWidthCheck:
+    """The width check's comma count agrees with the csv module on every file it decides."""
+
+    @staticmethod
+    def csv_module_fit(data: bytes, width: int) -> bool:
+        """The check as the csv module alone makes it: the reference."""
+        try:
+            lines = source_module._block_lines(io.BytesIO(data))
+            return set(map(len, csv.reader(lines, strict=True))) <= {width, 0}
+        except (csv.Error, UnicodeDecodeError):
+            return False
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            b"a,b,c\n1,2,3\n",
+            b"a,b,c\n1,2,3",  # no final newline
+            b"a,b,c\r\n1,2,3\r\n",
+            b"\xef\xbb\xbfa,b,c\n1,2,3\n",
+            b"a,b,c\n1,2\n3,4,5,6\n",  # the commas add up, the rows do not
+            b"a,b,c\n1,2\n",
+            b"a,b,c\n1,2,3,4\n",
+            b"a,b,c\n\n1,2,3\n\n",  # blank lines
+            b"a,b,c\n   \n1,2,3\n",
+            b"a,b,c\r\n\r\n1,2,3\r\n",
+            b"a,b,c\n1,2\r3\n",  # a carriage return inside a line
+            b"a,b,c\n1,2\r,3\n",
+            b"a,b,c\n1,\x002,3\n",  # a NUL: the csv module reads it as a character
+            b'a,b,c\n1,"2,x",3\n',  # a quoted comma
+            b'a,b,c\n"1,2",3\n',  # the commas fit, the cells do not
+            b'a,b,c\n1,"2\nx",3\n',  # a quoted newline
+            b'a,b,c\n1,"2,3\n',  # an unclosed quote
+            b"a,b,c\n1,\xff,3\n",  # not UTF-8
+            b"a\n1\n\n2\n",  # one column
+            b"a\n1,2\n",
+        ],
+    )
+    def test_agrees_with_the_csv_module(self, data: bytes) -> None:
+        width = 1 if data.startswith(b"a\n") else 3
+        expected = self.csv_module_fit(data, width)
+        assert source_module._all_rows_fit(io.BytesIO(data), width) is expected
+
+    def test_a_file_without_quotes_is_decided_by_its_commas(self) -> None:
+        data = b"a,b,c\n" + b"1,2,3\n" * 10
+        assert source_module._unquoted_rows_fit(io.BytesIO(data), 3)
+        assert not source_module._unquoted_rows_fit(io.BytesIO(data + b"1,2\n"), 3)
+        assert not source_module._unquoted_rows_fit(io.BytesIO(b'a,b,c\n"1",2,3\n'), 3)
 
 
 class TestParquet:
