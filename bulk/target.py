@@ -34,6 +34,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     TokenRetrievalError as _TokenRetrievalError,
 )
+from botocore.useragent import sanitize_user_agent_string_component
 
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version
@@ -246,21 +247,25 @@ class ClientSettings:
     static_credentials: tuple[str, str] | None = None
 
 
-def user_agent() -> str:
+def user_agent(app_id: str | None = None) -> str:
     """Every call's User-Agent: this tool and the libraries beneath it (botocore adds its own).
 
-    It names the tool in the service's logs (CloudTrail's ``userAgent``). Being fixed, it also
-    spares botocore rebuilding the header for each request, which otherwise costs about a
-    quarter of the client's CPU per call.
+    It names the tool in the service's logs (CloudTrail's ``userAgent``), followed by the
+    operator's application id (``AWS_SDK_UA_APP_ID`` or ``sdk_ua_app_id``) as botocore would
+    write it. Being fixed, it also spares botocore rebuilding the header for each request,
+    which otherwise costs about a quarter of the client's CPU per call.
     """
-    return (
+    agent = (
         f"bulk/{bulk_version()} aiobotocore/{aiobotocore.__version__} "
         f"Python/{platform.python_version()}"
     )
+    if app_id:
+        agent += f" app/{sanitize_user_agent_string_component(app_id, allow_hash=True)}"
+    return agent
 
 
-def client_config(settings: ClientSettings) -> AioConfig:
-    """The configuration of every lane's client."""
+def client_config(settings: ClientSettings, app_id: str | None = None) -> AioConfig:
+    """The configuration of every lane's client (``app_id``: see :func:`user_agent`)."""
     return AioConfig(
         # One retry layer only (tenacity): botocore's own retries are off.
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -270,7 +275,7 @@ def client_config(settings: ClientSettings) -> AioConfig:
         # The validator has already run botocore's ParamValidator on every row's request
         # against the same model; the client would run it again on every attempt.
         parameter_validation=False,
-        user_agent=user_agent(),
+        user_agent=user_agent(app_id),
     )
 
 
@@ -312,12 +317,15 @@ class TargetPool:
             session = self._sessions.get(lane.profile)
             if session is None:
                 session = self._sessions[lane.profile] = AioSession(profile=lane.profile)
+            # A fixed user_agent replaces botocore's builder, which would have added it.
+            app_id = session.get_config_variable("user_agent_appid")
+            config = client_config(self._settings, app_id) if app_id else self._config
             client = await self._stack.enter_async_context(
                 session.create_client(
                     lane.service,
                     region_name=lane.region,
                     endpoint_url=self._settings.endpoint_url,
-                    config=self._config,
+                    config=config,
                     **kwargs,
                 )
             )

@@ -89,8 +89,14 @@ class TestTransportErrors:
 
 
 class TestClient:
-    async def test_every_call_names_the_tool_in_its_user_agent(self) -> None:
-        """The pre-flight and each create carry ``bulk/<version>``, as CloudTrail will show."""
+    @pytest.mark.parametrize("app_id", [None, "migration day#7"])
+    async def test_every_call_names_the_tool_in_its_user_agent(
+        self, app_id: str | None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The pre-flight and each create carry ``bulk/<version>``, as CloudTrail will show,
+        and the operator's application id when one is configured, as botocore writes it."""
+        if app_id is not None:
+            monkeypatch.setenv("AWS_SDK_UA_APP_ID", app_id)
         seen: list[str] = []
 
         async def answer(request: web.Request) -> web.Response:
@@ -116,3 +122,4 @@ class TestClient:
         version = importlib.metadata.version("bulk")
         for agent in seen:
             assert agent.startswith(f"bulk/{version} aiobotocore/"), agent
+            assert ("app/migration-day#7" in agent) is (app_id is not None), agent
