@@ -82,8 +82,11 @@ def overhead(ctx: Context) -> Section:
             _check_complete(ENGINE, run, emulator.counts(), rows, problems)
             return run
 
-        contenders = [(BARE, loop(BARE, False)), (SAME_CLIENT, loop(SAME_CLIENT, True))]
-        contenders.append((ENGINE, engine))
+        contenders = [
+            (BARE, loop(BARE, False)),
+            (SAME_CLIENT, loop(SAME_CLIENT, True)),
+            (ENGINE, engine),
+        ]
         for index in range(ctx.sizes.overhead_rounds):
             shift = index % len(contenders)
             runs = {label: run() for label, run in contenders[shift:] + contenders[:shift]}
