@@ -1,11 +1,14 @@
 """bulk: provision email configuration sets at the service's limit, with a resumable ledger.
 
 The library API is :func:`provision` with :class:`Settings`; it returns a :class:`Summary`.
+:func:`provision` is imported on first use, and with it polars: importing ``bulk`` leaves
+polars unloaded, so the command line can set polars' allocator up first (:mod:`bulk.cli`).
 """
 
 from __future__ import annotations
 
-from bulk.engine import provision
+from typing import TYPE_CHECKING, Any
+
 from bulk.errors import (
     BulkError,
     InputError,
@@ -17,6 +20,9 @@ from bulk.errors import (
 from bulk.models import Lane, Outcome, Record, Row, Status
 from bulk.settings import Settings
 from bulk.summary import RunStats, Summary
+
+if TYPE_CHECKING:
+    from bulk.engine import provision
 
 __all__ = [
     "BulkError",
@@ -35,3 +41,11 @@ __all__ = [
     "UsageError",
     "provision",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "provision":
+        from bulk.engine import provision
+
+        return provision
+    raise AttributeError(f"module 'bulk' has no attribute {name!r}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,3 +169,30 @@ class TestCrashAndResume:
         assert result.returncode == 0, result.stderr
         assert f"{done} rows settled by earlier runs skipped" in result.stdout
         assert len(served.state.all_names()) == 200
+
+
+class TestProcess:
+    # Prints the allocator setting in the environment at the moment polars is first imported.
+    _POLARS_LOADS = """
+import os, sys
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "polars":
+            print(os.environ.get("_RJEM_MALLOC_CONF"))
+sys.meta_path.insert(0, Spy())
+import bulk.cli
+"""
+
+    @pytest.mark.parametrize(
+        ("operator", "seen"), [(None, "narenas:1"), ("narenas:2", "narenas:2")]
+    )
+    def test_polars_allocator_is_set_up_before_polars_loads(
+        self, operator: str | None, seen: str
+    ) -> None:
+        """One jemalloc arena (a big ledger loads in less memory), unless the operator set it."""
+        env = {key: value for key, value in os.environ.items() if key != "_RJEM_MALLOC_CONF"}
+        if operator is not None:
+            env["_RJEM_MALLOC_CONF"] = operator
+        probe = [sys.executable, "-c", self._POLARS_LOADS]
+        loaded = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+        assert loaded.stdout.split() == [seen]
