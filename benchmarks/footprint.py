@@ -5,7 +5,8 @@ peak RSS from ``wait4``. The settled ledger is written through ``bulk.ledger.Led
 digests from ``bulk.validate.Validator``, so it is the ledger the engine itself would have
 left behind after creating every row: no format is guessed here. Closing it saves its resume
 index beside it when it is big enough (``bulk.snapshot``), as a real run's close does; each
-scenario also runs on the ledger alone, as after a first run that was killed.
+scenario also runs on the ledger alone, as when it was copied without its index (a run killed
+outright leaves the index of its last checkpoint, up to 30 s old).
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def resume(ctx: Context) -> Section:
         "target, digests from the validator); `bulk provision` as a child process against an "
         "emulator in its own process; wall time from exec to exit. Each ledger as a run leaves "
         f"it (with its saved resume index from {MIN_INDEXED:,} records), and the big one "
-        "alone too (as after a first run that was killed: this run reads it all, and saves "
+        "alone too (as when copied without its index: this run reads it all, and saves "
         "the index as it opens).",
         (
             "rows",

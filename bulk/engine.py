@@ -11,8 +11,9 @@ Invariants:
 - every row of the input ends this run in exactly one of: skipped (settled earlier), recorded
   (one ledger record), or pending (not sent: interrupt, quota stop, abort);
 - every attempt, first or retry, takes a token from its lane's limiter;
-- only the writer task appends to the ledger, so records are never interleaved (a
-  housekeeping task fsyncs it at intervals, which the ledger allows beside appends).
+- only the writer task appends to the ledger, so records are never interleaved (housekeeping
+  tasks fsync it and save its resume index at intervals, which the ledger allows beside
+  appends).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _T = TypeVar("_T")
 
 _WRITE_BATCH = 256  # most records in one ledger write
 _SYNC_INTERVAL = 1.0  # seconds between ledger fsyncs
+_CHECKPOINT_INTERVAL = 30.0  # seconds between checks whether the resume index is worth saving
 _RATE_RECORD_INTERVAL = 30.0  # seconds between learned-rate records
 _DRAIN_TIMEOUT = 15.0  # bounded wait for in-flight calls after an interrupt
 
@@ -240,6 +242,7 @@ class Engine:
                     tg.start_soon(self._signals)
                 if not self.settings.dry_run:
                     tg.start_soon(self._syncer, ledger)
+                    tg.start_soon(self._checkpointer, ledger)
                 await self._drain_after_stop(drain_scope)
                 tg.cancel_scope.cancel()
 
@@ -256,6 +259,17 @@ class Engine:
             except LedgerWriteError as exc:
                 self.control.stop(abort=exc)
                 return
+
+    async def _checkpointer(self, ledger: Ledger) -> None:
+        """Save the resume index at intervals in a thread, so that a long run killed outright
+        (no close) leaves one: its next run then parses only what was appended since.
+
+        A save is rare (the ledger has 50,000 row records and an eighth of them are not in
+        the saved index) and reads only whole records: the writer goes on meanwhile.
+        """
+        while True:
+            await anyio.sleep(_CHECKPOINT_INTERVAL)
+            await anyio.to_thread.run_sync(ledger.checkpoint)
 
     async def _drain_after_stop(self, drain_scope: anyio.CancelScope) -> None:
         await self.control.stopping.wait()

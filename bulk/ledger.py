@@ -138,8 +138,8 @@ class Ledger:
 
     Use :meth:`open`. ``append``, ``append_rate``, ``append_end`` and ``close`` belong to one
     thread (the engine's event loop: each is one small ``write`` to the page cache); ``sync``
-    may run concurrently in a worker thread. With ``dry_run`` the file is only read: no lock
-    beyond a shared one, no header, and appends are ignored.
+    and ``checkpoint`` may run concurrently in worker threads. With ``dry_run`` the file is
+    only read: no lock beyond a shared one, no header, and appends are ignored.
     """
 
     path: Path
@@ -160,6 +160,8 @@ class Ledger:
         self._dirty = False  # written since the last fsync
         self._failed: LedgerWriteError | None = None
         self._sync_lock = threading.Lock()  # sync() in a thread must not fsync a closed fd
+        # checkpoint() in a thread must not read a closed fd, nor save beside close()
+        self._index_lock = threading.Lock()
         self._indexed = index.image_records  # row records the saved index covers
 
     @classmethod
@@ -259,9 +261,21 @@ class Ledger:
             except OSError as error:
                 raise self._fail(error) from error
 
+    def checkpoint(self) -> None:
+        """Save the resume index of what is written so far, when :meth:`close` would.
+
+        For a long run that is then killed outright: the next run loads the index instead
+        of parsing the whole ledger. Safe to call from another thread beside the appends:
+        it reads only the records whose writes had returned when it started.
+        """
+        with self._index_lock:
+            if self._fd is None or self.dry_run or self._failed is not None:
+                return
+            self._save_index(self._fd)
+
     def close(self) -> None:
         """Flush to disk and release the lock. Idempotent."""
-        with self._sync_lock:
+        with self._index_lock, self._sync_lock:
             fd, self._fd = self._fd, None
             if fd is None:
                 return
@@ -278,15 +292,18 @@ class Ledger:
     def _save_index(self, fd: int, found: Scan | None = None) -> None:
         """Save the resume index beside a big ledger when much of the ledger is not in it.
 
-        At open (``found``: the scan just made) and at close, so that the next run loads it
-        instead of parsing the whole ledger (:mod:`bulk.snapshot`), even if this one is
-        killed; a ledger that gained only a few records since is not worth rewriting it for.
+        At open (``found``: the scan just made), at checkpoints and at close, so that the next
+        run loads it instead of parsing the whole ledger (:mod:`bulk.snapshot`), even if this
+        one is killed; a ledger that gained only a few records since is not worth rewriting
+        it for.
         """
         records = self.index.records + self._written
+        # Read after records: _write adds to _end first, so each record counted ends before it.
+        end = self._end
         if not snapshot.worth_saving(records, self._indexed):
             return
         with contextlib.suppress(OSError, LedgerError):  # a cache: the ledger is what counts
-            if save_index(fd, self.path, found):
+            if save_index(fd, self.path, found, end=end):
                 self._indexed = records
 
     def __enter__(self) -> Ledger:

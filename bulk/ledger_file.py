@@ -85,17 +85,27 @@ class Scan:
     start: int = 0  # where parsing started: the end of the prefix a saved index covered
 
 
-def scan(fd: int, path: Path, *, keep_names: bool = False, only_if_unsaved: bool = False) -> Scan:
+def scan(
+    fd: int,
+    path: Path,
+    *,
+    keep_names: bool = False,
+    only_if_unsaved: bool = False,
+    end: int | None = None,
+) -> Scan:
     """Read the ledger open on ``fd`` (any read position; it is not moved) into a :class:`Scan`.
 
     Starts from the ledger's saved index if it is valid. ``keep_names``: build an index that
     can be saved (:func:`save_index`); with ``only_if_unsaved``, only when the saved index
     leaves enough of the ledger out to be worth saving again (the names cost memory).
+    ``end``: read only the first ``end`` bytes, known to end with a whole record (a ledger
+    being appended to), instead of finding where its usable part ends.
     Raises :class:`LedgerError` naming ``path`` and the line for a line that is not a valid
     record, other than a torn last line.
     """
     size = os.fstat(fd).st_size
-    end = usable_end(fd, size)
+    if end is None:
+        end = usable_end(fd, size)
     result = _from_saved(fd, path, end, keep_names=keep_names, only_if_unsaved=only_if_unsaved)
     result.size = size
     with contextlib.closing(_parsed_chunks(fd, result.start, end, path)) as chunks:
@@ -109,14 +119,15 @@ def scan(fd: int, path: Path, *, keep_names: bool = False, only_if_unsaved: bool
     return result
 
 
-def save_index(fd: int, path: Path, found: Scan | None = None) -> bool:
-    """Save the index of the whole ledger open on ``fd`` beside it; whether it was saved.
+def save_index(fd: int, path: Path, found: Scan | None = None, *, end: int | None = None) -> bool:
+    """Save the index of the ledger open on ``fd`` beside it; whether it was saved.
 
     ``found``: a scan of it made with ``keep_names``, else it is scanned again (from the
-    saved index if valid). The caller holds the ledger's exclusive lock.
+    saved index if valid), whole or its first ``end`` bytes (see :func:`scan`). The caller
+    holds the ledger's exclusive lock.
     """
     if found is None or not found.index.names_kept:
-        found = scan(fd, path, keep_names=True)
+        found = scan(fd, path, keep_names=True, end=end)
     runs = [
         [run.input, run.target.service, run.target.region, run.target.profile, run.target.endpoint]
         for run in found.runs

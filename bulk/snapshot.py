@@ -98,11 +98,13 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
     the ledger, with ``meta`` (JSON values) for :func:`load` to hand back.
 
     Written to a temporary file, then renamed over the old one: a reader sees the old file
-    or the new one, and a crash leaves at worst a file that fails its checks. Returns whether
-    it was saved; a failure (a full disk, a read-only directory) is not an error.
+    or the new one, and a crash leaves at worst a file that fails its checks (or a temporary
+    file, which the next save removes). Returns whether it was saved; a failure (a full disk,
+    a read-only directory) is not an error.
     """
     path = index_path(ledger)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove_stale(path)
     try:
         image = index.image()
         sections: dict[str, bytes | memoryview | pl.DataFrame] = {
@@ -150,6 +152,24 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
             temporary.unlink()
         return False
     return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the temporary files of saves that a killed process left beside ``path``.
+
+    The caller holds the ledger's exclusive lock, so no other save of this index is running.
+    """
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            name = entry.name  # .NAME.index.<pid>.tmp
+            if (
+                name.startswith(prefix)
+                and name.endswith(".tmp")
+                and name[len(prefix) : -4].isdigit()
+            ):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,13 +13,14 @@ from typing import Any
 import polars as pl
 import pytest
 
+import bulk.engine
 import bulk.snapshot as snapshot
 from bulk import Settings, provision
 from bulk.emulator import Emulator
 from bulk.ledger import Ledger, ResumeIndex
 from bulk.ledger_file import save_index
 from bulk.models import Lane, Outcome, Status, Target
-from tests.test_engine import settings, tenants, write_csv
+from tests.test_engine import row_records, settings, tenants, write_csv
 
 LANE = Lane("sesv2", "eu-west-1")
 OTHER_LANE = Lane("sesv2", "eu-west-1", "staging")
@@ -352,3 +356,122 @@ def test_names_are_kept_only_when_the_saved_index_leaves_much_of_the_ledger_out(
         os.close(fd)
     with open_ledger(path, dry_run=True) as ledger:
         assert ledger.index.image_records == 165
+
+
+def copy_as_killed(ledger: Path, end: int, into: Path) -> Path:
+    """The ledger's first ``end`` bytes and its saved index, as a run killed now leaves them."""
+    into.mkdir()
+    copy = into / ledger.name
+    with ledger.open("rb") as file:
+        copy.write_bytes(file.read(end))
+    shutil.copy(snapshot.index_path(ledger), snapshot.index_path(copy))
+    return copy
+
+
+def test_a_checkpoint_saves_what_is_written_so_far_as_closing_would(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
+    index = snapshot.index_path(path)
+    with open_ledger(path) as ledger:
+        ledger.append_many(history(90))
+        ledger.checkpoint()
+        assert not index.exists()  # too small to be worth it
+        ledger.append_many(history(40, start=90))
+        ledger.checkpoint()
+        killed = copy_as_killed(path, path.stat().st_size, path.parent / "killed")
+        saved_once = index.read_bytes()
+        ledger.append_many(history(10, start=130))
+        ledger.checkpoint()
+        assert index.read_bytes() == saved_once  # 10 records more are cheap to parse
+    with open_ledger(killed, dry_run=True) as resumed:
+        assert resumed.index.image_records == resumed.index.records == 130  # nothing parsed
+        assert contents(resumed.index) == read_in_full(killed, monkeypatch)
+    with open_ledger(path, dry_run=True) as ledger:
+        ledger.checkpoint()  # a dry run writes nothing
+        ledger.close()
+        ledger.checkpoint()  # nor does a closed ledger
+    assert index.read_bytes() == saved_once  # nor did closing: 10 more are cheap to parse
+
+
+def test_checkpoints_in_a_thread_beside_the_appends_save_indexes_that_fit(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 20)
+    stop = threading.Event()
+    covered: list[int] = []
+
+    def checkpoints(ledger: Ledger) -> None:
+        reader = os.open(path, os.O_RDONLY)
+        try:
+            while not stop.is_set():
+                ledger.checkpoint()
+                loaded = snapshot.load(reader, path, os.fstat(reader).st_size)
+                if loaded is not None:  # valid for the ledger's prefix it names
+                    covered.append(loaded.end)
+        finally:
+            os.close(reader)
+
+    with open_ledger(path) as ledger:
+        thread = threading.Thread(target=checkpoints, args=(ledger,))
+        thread.start()
+        try:
+            for start in range(0, 3000, 7):
+                ledger.append_many(history(7, start=start))
+                time.sleep(0.001)  # the checkpoints take turns with the appends
+        finally:
+            stop.set()
+            thread.join()
+    assert len(set(covered)) > 3 and covered == sorted(covered)
+    with open_ledger(path, dry_run=True) as reopened:
+        assert reopened.index.records == 3003
+        assert reopened.index.image_records >= 3003 * 7 / 8  # the rest is cheap to parse
+        assert contents(reopened.index) == read_in_full(path, monkeypatch)
+
+
+async def test_a_run_killed_after_a_checkpoint_resumes_from_its_saved_index(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 50)
+    monkeypatch.setattr(bulk.engine, "_CHECKPOINT_INTERVAL", 0.1)
+    killed: list[Path] = []
+    save = snapshot.save
+
+    def save_and_copy(fd: int, ledger: Path, index: ResumeIndex, end: int, meta: Any) -> bool:
+        saved = save(fd, ledger, index, end, meta)
+        if saved and threading.current_thread() is not threading.main_thread():
+            killed.append(copy_as_killed(ledger, end, tmp_path / f"killed-{len(killed)}"))
+        return saved
+
+    monkeypatch.setattr(snapshot, "save", save_and_copy)
+    path = write_csv(tmp_path / "t.csv", tenants(300))
+    first = await provision(path, settings(emulator, rate=200))
+    assert first.counts["created"] == 300
+
+    assert killed, "no checkpoint during the run"
+    copy = killed[0]
+    settled = len(row_records(copy))
+    assert 50 <= settled < 300
+    target = Target("pinpoint-email", "us-east-1", endpoint="emulator")
+    with open_ledger(copy, dry_run=True, input_name="t.csv", target=target) as ledger:
+        assert ledger.index.image_records == settled  # the resume parses nothing
+    calls = emulator.stats()["calls"]["CreateConfigurationSet"]
+    second = await provision(path, settings(emulator, ledger=copy))
+    assert second.skipped == settled
+    assert second.this_run == {"exists": 300 - settled}  # created by the killed run, unrecorded
+    assert emulator.stats()["calls"]["CreateConfigurationSet"] == calls + 300 - settled
+
+
+def test_a_save_removes_what_a_save_killed_midway_left(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "MIN_RECORDS", 10)
+    index = snapshot.index_path(path)
+    left = path.with_name(f".{index.name}.4242.tmp")  # a save by a process killed since
+    others = [path.with_name(f".{index.name}.old.tmp"), path.with_name(f"{index.name}.4242.tmp")]
+    for file in [left, *others]:
+        file.write_bytes(b"bulk resume index\n")
+    write(path, history(50))
+    assert index.exists()
+    assert not left.exists()
+    assert all(other.exists() for other in others)  # not ours to remove
