@@ -18,8 +18,8 @@ from typing import Any
 
 # polars' allocator (jemalloc) reads this once, as polars loads (through bulk.engine below;
 # importing bulk alone does not load it). One arena instead of four per core: pages that one
-# thread frees are reused by the next instead of held. A dry run that parses a million-record
-# ledger peaks ~35 MB lower, at the same speed. An operator's own setting wins.
+# thread frees are reused by the next instead of held. Parsing a million-record ledger peaked
+# 30-50 MB lower by hand, at the same speed (benchmarks/RESULTS.md). An operator's setting wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1")
 
 import anyio
