@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 # polars' allocator (jemalloc) reads this once, as polars loads (through bulk.engine below;
-# importing bulk alone does not load it). One arena instead of four per core: pages that one
-# thread frees are reused by the next instead of held. Parsing a million-record ledger peaked
-# 30-50 MB lower by hand, at the same speed (benchmarks/RESULTS.md). An operator's setting wins.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "narenas:1")
+# importing bulk alone does not load it): one arena instead of four per core, so pages that
+# one thread frees are reused by the next instead of held. A million-record ledger parses in
+# 30-50 MB less at the same speed (benchmarks/RESULTS.md). polars puts its own options first
+# and leaves them in the environment, where a child such as this process inherits them: so
+# narenas is added to what is there, unless an operator set it.
+_JEMALLOC = os.environ.get("_RJEM_MALLOC_CONF", "")
+if "narenas:" not in _JEMALLOC:
+    os.environ["_RJEM_MALLOC_CONF"] = ",".join(filter(None, (_JEMALLOC, "narenas:1")))
 
 import anyio
 import click

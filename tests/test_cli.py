@@ -184,7 +184,16 @@ import bulk.cli
 """
 
     @pytest.mark.parametrize(
-        ("operator", "seen"), [(None, "narenas:1"), ("narenas:2", "narenas:2")]
+        ("operator", "seen"),
+        [
+            (None, "narenas:1"),
+            ("narenas:2", "narenas:2"),
+            # What a parent process that imported polars leaves in its children's environment.
+            (
+                "dirty_decay_ms:500,muzzy_decay_ms:1000",
+                "dirty_decay_ms:500,muzzy_decay_ms:1000,narenas:1",
+            ),
+        ],
     )
     def test_polars_allocator_is_set_up_before_polars_loads(
         self, operator: str | None, seen: str
