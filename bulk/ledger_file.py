@@ -59,8 +59,6 @@ _SCHEMA: dict[str, Any] = {
 }
 # polars decodes a lone surrogate escape as U+0000, json keeps it: such chunks take the slow path.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-# polars reports a Rust panic as pyo3's PanicException, which is not an Exception.
-_POLARS_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,7 @@ def _parse_fast(chunk: bytes) -> _Parsed | None:
         return None
     try:
         frame = pl.read_ndjson(chunk, schema=_SCHEMA)
-    except _POLARS_ERRORS:
+    except snapshot.ANY_POLARS_ERROR:
         return None
     kind = pl.col("kind")
     status = pl.col("status")

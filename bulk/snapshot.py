@@ -40,7 +40,15 @@ import polars as pl
 from bulk.errors import LedgerError
 from bulk.resume import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage, ResumeIndex
 
-__all__ = ["MIN_RECORDS", "Loaded", "index_path", "load", "save", "worth_saving"]
+__all__ = [
+    "ANY_POLARS_ERROR",
+    "MIN_RECORDS",
+    "Loaded",
+    "index_path",
+    "load",
+    "save",
+    "worth_saving",
+]
 
 MAGIC = b"bulk resume index\n"
 FORMAT = 1
@@ -52,8 +60,9 @@ _PROBE = 64 << 10  # ledger bytes hashed at each end of the covered prefix
 _BLOCK = 1 << 20  # bytes read at a time to check a section's CRC
 _ALIGN = 8
 _SECTIONS = ("meta", "rows", "blob", "unchanged", "entries")
-# polars reports a Rust panic as pyo3's PanicException, which is not an Exception.
-_POLARS_ERRORS: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
+# Anything a polars read can raise: a Rust panic comes as pyo3's PanicException, which is
+# not an Exception (the ledger's reader catches the same).
+ANY_POLARS_ERROR: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
 # What writing a frame to a file can raise besides OSError (a full disk, seen by polars).
 _POLARS_WRITE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
@@ -261,7 +270,7 @@ def _entries_reader(
 def _frame(data: memoryview) -> pl.DataFrame | None:
     try:
         return pl.read_ipc(io.BytesIO(data))
-    except _POLARS_ERRORS:
+    except ANY_POLARS_ERROR:
         return None
 
 
