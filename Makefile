@@ -9,13 +9,13 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	rm -f samples/tenants.csv.ledger.jsonl
-	$(BIN)/bulk provision samples/tenants.csv --emulator --emulator-rate 20 --emulator-burst 5 --rate 40 --burst 5 || [ $$? -eq 1 ]
+	$(BIN)/bulk provision samples/tenants.csv --emulator --region us-east-1 --emulator-rate 20 --emulator-burst 5 --rate 40 --burst 5 || [ $$? -eq 1 ]
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -7,14 +7,12 @@ declaration per option; usage mistakes exit 2 as the contract says.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 import traceback
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # polars' allocator (jemalloc) reads this once, as polars loads (through bulk.engine below;
 # importing bulk alone does not load it): one arena instead of four per core, so pages that
@@ -36,6 +34,9 @@ from bulk.progress import Display, render_summary, safe
 from bulk.settings import Settings
 from bulk.summary import RunStats, Summary
 
+if TYPE_CHECKING:
+    from bulk.emulator import ConfigError
+
 EMULATOR_HINT = "the embedded emulator (no AWS account needed)"
 
 
@@ -50,11 +51,16 @@ def main() -> None:
     """Provision email configuration sets (Pinpoint Email, SES v2) at the service's limit."""
 
 
-@main.command("provision")
+@main.command("provision", short_help="Create a configuration set per row of INPUT.")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
 @click.option("--service", type=click.Choice(SERVICES), default="pinpoint-email", show_default=True)
-@click.option("--region", default=None, help="AWS Region [profile's, AWS_REGION, us-east-1].")
+@click.option(
+    "--region",
+    default=None,
+    help="AWS Region of rows with no Region cell and no Profile whose profile sets one. "
+    "Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region; never guessed.",
+)
 @click.option("--profile", default=None, help="AWS profile for rows without a Profile column.")
 @click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS.")
 @click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}.")
@@ -73,7 +79,10 @@ def main() -> None:
     type=float,
     default=1.0,
     show_default=True,
-    help="Most requests/s per lane; the engine adapts below it on 429s. 0 turns it off.",
+    help=(
+        "Most requests/s per lane (a lane is one service, account (profile) and Region: each "
+        "has its own limit); the engine adapts below it on 429s. 0 turns it off."
+    ),
 )
 @click.option("--burst", type=int, default=1, show_default=True, help="Token bucket size.")
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Calls in flight.")
@@ -83,13 +92,7 @@ def main() -> None:
     "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def provision_command(
-    input_path: Path,
-    emulator_rate: float,
-    emulator_burst: int,
-    debug: bool,
-    **options: Any,
-) -> None:
+def provision_command(input_path: Path, debug: bool, **options: Any) -> None:
     """Create one configuration set per row of INPUT (CSV or Parquet).
 
     Every row's result goes to the ledger; running the same command again resumes.
@@ -100,9 +103,8 @@ def provision_command(
     try:
         if options["emulator"] and options["endpoint_url"]:
             raise UsageError("--emulator and --endpoint-url cannot be used together")
-        options["region"] = options["region"] or _default_region(options["profile"])
         settings = Settings(**options)
-        summary = _run(input_path, settings, emulator_rate, emulator_burst)
+        summary = _run(input_path, settings)
     except BulkError as exc:
         if debug:
             traceback.print_exc()
@@ -120,12 +122,10 @@ def provision_command(
     sys.exit(summary.exit_code)
 
 
-def _run(
-    input_path: Path, settings: Settings, emulator_rate: float, emulator_burst: int
-) -> Summary:
+def _run(input_path: Path, settings: Settings) -> Summary:
     """Run the provisioning; a single error from inside task groups is raised as itself."""
     try:
-        return anyio.run(_provision, input_path, settings, emulator_rate, emulator_burst)
+        return anyio.run(_provision, input_path, settings)
     except BaseExceptionGroup as group:
         leaf = sole_exception(group)
         if leaf is group:
@@ -133,35 +133,19 @@ def _run(
         raise leaf from None
 
 
-def _default_region(profile: str | None) -> str:
-    """The Region the AWS credential chain would pick, else us-east-1."""
-    import botocore.session
-
-    try:
-        session = botocore.session.Session(profile=profile)
-        region = session.get_config_variable("region")
-    except Exception:
-        region = None
-    return str(region) if region else "us-east-1"
-
-
-async def _provision(
-    input_path: Path, settings: Settings, emulator_rate: float, emulator_burst: int
-) -> Summary:
+async def _provision(input_path: Path, settings: Settings) -> Summary:
     display = Display()
-    async with (
-        _maybe_emulator(settings, emulator_rate, emulator_burst) as settings,
-        anyio.create_task_group() as tg,
-    ):
+    async with anyio.create_task_group() as tg:
 
         def on_start(stats: RunStats) -> None:
             # Said once the run has started, so a bad input file still gets one line only.
-            if settings.emulator and settings.endpoint_url:
-                click.echo(
-                    f"bulk: emulator at {settings.endpoint_url} (CreateConfigurationSet "
-                    f"{emulator_rate:g}/s, burst {emulator_burst})",
-                    err=True,
+            line = stats.where
+            if settings.emulator and not settings.dry_run:
+                line += (
+                    f" (CreateConfigurationSet {settings.emulator_rate:g}/s, "
+                    f"burst {settings.emulator_burst})"
                 )
+            click.echo(f"bulk: {safe(line)}", err=True)
             tg.start_soon(display.run, stats)
 
         summary = await provision(
@@ -175,19 +159,7 @@ async def _provision(
     return summary
 
 
-@asynccontextmanager
-async def _maybe_emulator(settings: Settings, rate: float, burst: int) -> AsyncIterator[Settings]:
-    """With ``--emulator``, start it in-process on a free loopback port and target it."""
-    if not settings.emulator or settings.dry_run:
-        yield settings
-        return
-    from bulk.emulator import EmulatorConfig, running_emulator
-
-    async with running_emulator(EmulatorConfig(rate=rate, burst=burst)) as emulator:
-        yield replace(settings, endpoint_url=emulator.url)
-
-
-@main.command("emulate")
+@main.command("emulate", short_help="Run a local Pinpoint Email / SES v2 emulator.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=4566, show_default=True, help="Port (0: any free).")
 @click.option(
@@ -212,13 +184,29 @@ async def _maybe_emulator(settings: Settings, rate: float, burst: int) -> AsyncI
 @click.option("--max-sets", type=int, default=None, help="Quota: LimitExceeded past this count.")
 @click.option("--seed", type=int, default=None, help="Seed for repeatable faults.")
 def emulate_command(host: str, port: int, **options: Any) -> None:
-    """Run a local Pinpoint Email / SES v2 endpoint that throttles and fails like AWS.
+    """Run a local Pinpoint Email / SES v2 emulator.
 
-    It accepts any SigV4 signature without checking it. Point clients at the printed URL.
+    It throttles and fails like AWS, and accepts any SigV4 signature without checking it.
+    Point clients at the printed URL. Exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 a bad
+    option or an address it cannot listen on.
     """
-    from bulk.emulator import EmulatorConfig, serve_forever
+    from bulk.emulator import ConfigError, EmulatorConfig, serve_forever
 
-    serve_forever(EmulatorConfig(**options), host=host, port=port)
+    try:
+        serve_forever(EmulatorConfig(**options), host=host, port=port)
+    except ConfigError as exc:
+        _fail(_with_option_names(exc), exc.exit_code)
+    except BulkError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def _with_option_names(exc: ConfigError) -> str:
+    """``exc``'s message, naming settings as ``bulk emulate`` options (``--fault-rate``)."""
+    message = str(exc)
+    for setting in exc.settings:
+        option = "--" + setting.replace("_", "-")
+        message = re.sub(rf"\b{re.escape(setting)}\b", option, message)
+    return message
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,13 +35,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulk.errors import BulkError, LedgerWriteError, TargetError
 from bulk.ledger import Ledger
 from bulk.limiter import AdaptiveLimiter
-from bulk.models import Lane, Outcome, Row, Status, Target
+from bulk.models import Lane, Outcome, Row, Status, Target, redact_url
 from bulk.plan import Plan, Planner, Send
+from bulk.regions import RunRegion
 from bulk.retry import RetryPolicy
 from bulk.settings import Settings
 from bulk.source import open_source
 from bulk.summary import RunStats, Summary
-from bulk.target import CallKind, CallResult, ClientSettings, TargetPool
+from bulk.target import MAYBE_DONE, CallKind, CallResult, ClientSettings, TargetPool
 from bulk.validate import Validator
 
 # Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
@@ -56,28 +57,53 @@ _RATE_RECORD_INTERVAL = 30.0  # seconds between learned-rate records
 _DRAIN_TIMEOUT = 15.0  # bounded wait for in-flight calls after an interrupt
 
 
+class _Halt(Exception):
+    """The row must not be sent: the run is stopping, or its lane's quota is used up."""
+
+
 @dataclass
 class _LaneState:
-    """A lane's live state: its limiter, and whether its quota of sets is used up."""
+    """A lane's live state: its limiter, and whether its quota of sets is used up.
+
+    ``waiting`` holds the cancel scopes of the calls waiting for a token: a quota stop
+    cancels them, so that no call leaves the lane after the service said its quota is used.
+    """
 
     lane: Lane
     limiter: AdaptiveLimiter
     quota_stopped: bool = False
+    waiting: set[anyio.CancelScope] = field(default_factory=set)
+
+    def stop_quota(self) -> bool:
+        """Stop the lane's sending; True the first time."""
+        if self.quota_stopped:
+            return False
+        self.quota_stopped = True
+        for scope in self.waiting:
+            scope.cancel()
+        return True
 
 
 @dataclass
 class _Control:
-    """Run-wide flags the tasks share; set once, never cleared."""
+    """Run-wide flags the tasks share; set once, never cleared.
+
+    ``waiting`` holds the cancel scopes of every call waiting for a token (or a retry's
+    backoff): a stop cancels them, so that after the first signal no new call starts.
+    """
 
     stopping: anyio.Event = field(default_factory=anyio.Event)
     interrupted: bool = False
     abort: BulkError | None = None
+    waiting: set[anyio.CancelScope] = field(default_factory=set)
 
     def stop(self, *, interrupted: bool = False, abort: BulkError | None = None) -> None:
         self.interrupted = self.interrupted or interrupted
         if abort is not None and self.abort is None:
             self.abort = abort
         self.stopping.set()
+        for scope in self.waiting:
+            scope.cancel()
 
 
 class Engine:
@@ -94,7 +120,10 @@ class Engine:
         retry_sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.input_path = input_path
-        self.settings = settings
+        # Resolved once, here (a Region that does not exist is refused before anything is
+        # read); the settings then carry it, so the ledger records where the run went.
+        self._run_region = settings.run_region()
+        self.settings = replace(settings, region=self._run_region.region)
         self.control = _Control()
         self._on_start = on_start
         self._on_interrupt = on_interrupt
@@ -104,11 +133,24 @@ class Engine:
         self._retry_sleep = retry_sleep
         self._lanes: dict[Lane, _LaneState] = {}
 
+    @property
+    def run_region(self) -> RunRegion:
+        """The run's Region and where it was found; ``str()`` gives ``eu-west-1 (AWS_REGION)``.
+
+        Its ``region`` is None when there is none anywhere and every row names its own.
+        """
+        return self._run_region
+
     def target(self) -> Target:
-        """The target the ledger is bound to (the default lane's service, Region, profile)."""
+        """The target the ledger is bound to (the default lane's service, Region, profile).
+
+        The Region is the resolved one ("" when the run has none: every row names its own).
+        """
         s = self.settings
         endpoint = "emulator" if s.emulator else s.endpoint_url
-        return Target(service=s.service, region=s.region, profile=s.profile, endpoint=endpoint)
+        return Target(
+            service=s.service, region=s.region or "", profile=s.profile, endpoint=endpoint
+        )
 
     async def run(self) -> Summary:
         """Run to completion, interruption or abort, and return the summary.
@@ -125,16 +167,34 @@ class Engine:
 
     async def _run(self) -> Summary:
         s = self.settings
+        Ledger.check_path(s.ledger_path(self.input_path), self.input_path)
         source = open_source(self.input_path, service=s.service)
         total = await anyio.to_thread.run_sync(source.count)
-        validator = Validator(s.service, region=s.region, profile=s.profile, expected_rows=total)
+        validator = Validator(
+            s.service,
+            region=s.region,
+            profile=s.profile,
+            expected_rows=total,
+            known_only=s.known_regions_only,
+            columns=source.columns,
+        )
         ledger_path = s.ledger_path(self.input_path)
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
         stats.current_rate = self._current_rate
+        stats.lanes = lambda: [str(lane) for lane in self._lanes]
+        # Shown before the first call: the run's Region and where it came from, and the
+        # endpoint when it is not AWS's (without any password the URL carries).
+        where = [f"Region {self._run_region}"]
+        if s.emulator and s.endpoint_url:
+            where.append(f"emulator at {s.endpoint_url}")
+        elif s.endpoint_url:
+            where.append(f"endpoint {redact_url(s.endpoint_url)}")
+        stats.where = " · ".join(where)
         async with self._targets() as pool:
-            if pool is not None:
+            if pool is not None and s.region is not None:
                 # Credentials and endpoint are proven before the first row is read, and
                 # before the ledger is touched: a run that cannot start leaves no trace.
+                # (Without a run Region each lane is proven before its first row.)
                 await pool.get(Lane(s.service, s.region, s.profile))
             with Ledger.open(
                 ledger_path,
@@ -273,19 +333,20 @@ class Engine:
 
     async def _drain_after_stop(self, drain_scope: anyio.CancelScope) -> None:
         await self.control.stopping.wait()
+        self._stats.stopping = True
         await anyio.sleep(_DRAIN_TIMEOUT)
         drain_scope.cancel()
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             async for _ in received:
+                if self._on_interrupt is not None:
+                    self._on_interrupt()
                 if self.control.interrupted:
                     # Second signal: leave at once. Every record already written is a whole
                     # line, so the ledger stays readable.
                     os._exit(130)
                 self.control.stop(interrupted=True)
-                if self._on_interrupt is not None:
-                    self._on_interrupt()
 
     async def _reader(
         self,
@@ -313,7 +374,7 @@ class Engine:
                     if isinstance(item, Outcome):
                         await _put(out_send, item)
                     elif self.settings.dry_run:
-                        stats.would_send += 1
+                        stats.note_would_send(item.prior.status if item.prior else None)
                     else:
                         await _put(work_send, item)
 
@@ -346,30 +407,74 @@ class Engine:
         row = item.row
         target = await pool.get(row.lane)
         lane = self._lane(row.lane, ledger)
-        if lane.quota_stopped:
-            return None
         ambiguous = item.prior is not None and item.prior.ambiguous
         attempts = 0
+        last: CallResult | None = None
+        stats = self._stats
 
         async def attempt() -> CallResult:
-            nonlocal attempts, ambiguous
-            await lane.limiter.acquire()
+            nonlocal attempts, ambiguous, last
+            await self._acquire(lane)
             attempts += 1
-            result = await target.create(row.request)
-            self._stats.note_attempt(result, retry=attempts > 1)
+            stats.in_flight += 1
+            try:
+                result = await target.create(row.request)
+            finally:
+                stats.in_flight -= 1
+            stats.note_attempt(result, retry=attempts > 1)
             if result.kind is CallKind.THROTTLED:
                 lane.limiter.on_throttle()
             else:
                 lane.limiter.on_success()
-            ambiguous = ambiguous or result.kind is CallKind.AMBIGUOUS
+            ambiguous = ambiguous or result.kind in MAYBE_DONE
+            last = result
             return result
 
-        result = await self._policy.run(
-            attempt,
-            should_stop=self.control.stopping.is_set,
-            **({"sleep": self._retry_sleep} if self._retry_sleep else {}),
-        )
+        try:
+            result = await self._policy.run(
+                attempt,
+                should_stop=lambda: self.control.stopping.is_set() or lane.quota_stopped,
+                sleep=self._backoff,
+            )
+        except _Halt:
+            # Stopped before this attempt was sent: the row stays pending, unless an
+            # earlier attempt may have created it (then it is recorded, ambiguous).
+            if last is None or not ambiguous:
+                return None
+            result = last
         return self._outcome(row, lane, result, attempts, ambiguous)
+
+    async def _acquire(self, lane: _LaneState) -> None:
+        """Take a token for one call, or raise :class:`_Halt` if the call must not go out.
+
+        Checked again after the wait: a stop (a signal, an abort, the lane's quota) that
+        came while the call waited cancels the wait, and the call is not sent.
+        """
+        control = self.control
+        if control.stopping.is_set() or lane.quota_stopped:
+            raise _Halt
+        with anyio.CancelScope() as scope:
+            control.waiting.add(scope)
+            lane.waiting.add(scope)
+            try:
+                await lane.limiter.acquire()
+            finally:
+                control.waiting.discard(scope)
+                lane.waiting.discard(scope)
+        if scope.cancel_called or control.stopping.is_set() or lane.quota_stopped:
+            raise _Halt
+
+    async def _backoff(self, seconds: float) -> None:
+        """A retry's wait, cut short by a stop (tenacity then asks ``should_stop``)."""
+        with anyio.CancelScope() as scope:
+            self.control.waiting.add(scope)
+            try:
+                if self._retry_sleep is not None:
+                    await self._retry_sleep(seconds)
+                else:
+                    await anyio.sleep(seconds)
+            finally:
+                self.control.waiting.discard(scope)
 
     def _outcome(
         self, row: Row, lane: _LaneState, result: CallResult, attempts: int, ambiguous: bool
@@ -391,8 +496,7 @@ class Engine:
             status = Status.FAILED
         elif kind is CallKind.QUOTA:
             status = Status.FAILED
-            if not lane.quota_stopped:
-                lane.quota_stopped = True
+            if lane.stop_quota():
                 self._quota_stops.append(str(lane.lane))
         elif kind is CallKind.AUTH:
             self.control.stop(
@@ -485,17 +589,37 @@ async def provision(
     :class:`~bulk.TargetError` when nothing could be done; problems met once rows are flowing
     (a quota stop, an interrupt, a systemic abort) are reported in the summary instead.
     ``on_start`` receives the live :class:`RunStats` (for a progress display). With
-    ``handle_signals`` the first SIGINT/SIGTERM stops taking rows, lets in-flight calls finish
-    (bounded) and returns an interrupted summary; a second one exits the process at once.
+    ``handle_signals`` the first SIGINT/SIGTERM stops the run: no new call starts, calls
+    already sent finish (bounded wait), and an interrupted summary is returned; a second one
+    exits the process at once. ``on_interrupt`` is called at each of those signals.
+    ``settings.emulator`` runs against the embedded emulator, started here for the run.
     """
-    engine = Engine(
-        Path(input_path),
-        settings or Settings(),
-        on_start=on_start,
-        on_interrupt=on_interrupt,
-        handle_signals=handle_signals,
-    )
-    return await engine.run()
+    async with _emulated(settings or Settings()) as settings:
+        engine = Engine(
+            Path(input_path),
+            settings,
+            on_start=on_start,
+            on_interrupt=on_interrupt,
+            handle_signals=handle_signals,
+        )
+        return await engine.run()
+
+
+@asynccontextmanager
+async def _emulated(settings: Settings) -> AsyncIterator[Settings]:
+    """With ``settings.emulator``, start the emulator on a free loopback port and target it.
+
+    The emulator is imported only here: a run against AWS never loads it. A dry run sends
+    nothing, so it starts none.
+    """
+    if not settings.emulator or settings.endpoint_url or settings.dry_run:
+        yield settings
+        return
+    from bulk.emulator import EmulatorConfig, running_emulator
+
+    config = EmulatorConfig(rate=settings.emulator_rate, burst=settings.emulator_burst)
+    async with running_emulator(config) as emulator:
+        yield replace(settings, endpoint_url=emulator.url)
 
 
 async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:

@@ -31,6 +31,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -38,12 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from bulk import snapshot
 from bulk.errors import LedgerError, LedgerWriteError
 from bulk.ledger_file import RunHeader, Scan, read_records, save_index, scan
-from bulk.models import Lane, Outcome, Status, Target, bulk_version
+from bulk.models import Lane, Outcome, Status, Target, bulk_version, redact_url
 from bulk.resume import ROW_LIMIT, Action, Prior, ResumeIndex
 
 __all__ = [
@@ -133,6 +133,26 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one file (a hard link or symlink counts), existing or not."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # one of them does not exist (yet)
+        return path.resolve() == other.resolve()
+
+
+def _kind_of_file(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
 class Ledger:
     """An open ledger: the resume index of earlier runs, and the writer of this run's records.
 
@@ -202,6 +222,30 @@ class Ledger:
             os.close(fd)
             raise
         return ledger
+
+    @staticmethod
+    def check_path(path: Path, input_path: Path) -> None:
+        """Refuse a ledger path that can never hold a ledger: the input file itself, or an
+        existing directory, device or pipe.
+
+        Raises :class:`LedgerError` (exit 2). The engine calls it before anything is sent,
+        the pre-flight call included: a ``/dev/null`` ledger would take the creates and fail
+        only when written, and the input file as ledger would be refused as corrupt after.
+        """
+        if _same_file(path, input_path):
+            raise LedgerError(
+                f"--ledger {path} is the input file itself; the ledger must be a file of its "
+                "own: pass --ledger with another path, or leave it out for INPUT.ledger.jsonl"
+            )
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return  # missing (a new ledger) or unreadable: Ledger.open says which
+        if not stat.S_ISREG(mode):
+            raise LedgerError(
+                f"ledger {path} is {_kind_of_file(mode)}, not a regular file; bulk appends to "
+                "the ledger and reads it back to resume: pass --ledger with the path of a file"
+            )
 
     @property
     def records_written(self) -> int:
@@ -446,23 +490,13 @@ def _identity(input_name: str, target: Target) -> dict[str, str | None]:
         "service": target.service,
         "region": target.region,
         "profile": target.profile,
-        "endpoint": _redact_url(target.endpoint),
+        "endpoint": redact_url(target.endpoint),
         "input file": os.path.basename(input_name),
     }
 
 
 def _show(value: str | None) -> str:
     return "none" if value is None else repr(value)
-
-
-def _redact_url(url: str | None) -> str | None:
-    """``url`` without user:password (an endpoint URL may carry them)."""
-    if url is None or "@" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _truncate(fd: int, path: Path, end: int) -> None:
@@ -487,7 +521,7 @@ def _header(run_id: str, input_name: str, target: Target, settings: Mapping[str,
                 "service": target.service,
                 "region": target.region,
                 "profile": target.profile,
-                "endpoint": _redact_url(target.endpoint),
+                "endpoint": redact_url(target.endpoint),
             },
             "settings": redact_settings(settings),
         }

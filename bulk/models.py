@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 SERVICES = ("pinpoint-email", "sesv2")
 
@@ -113,3 +114,13 @@ def bulk_version() -> str:
         return metadata.version("bulk")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without user:password (an endpoint URL may carry them)."""
+    if url is None or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -25,11 +26,19 @@ def safe(text: str) -> str:
 
 
 class _Speed:
-    """Rows per second over the last ~10 s, from periodic samples of a counter."""
+    """Rows per second for the ETA: the mean over the last ``window`` seconds, smoothed.
 
-    def __init__(self, window: float = 10.0) -> None:
+    At AWS's 1 request/s a 10-second count flips between 9 and 10 rows, and an ETA of hours
+    would jump by minutes with it: the slope over a long window, then an exponential average
+    with time constant ``smoothing`` seconds, keeps it still while following real changes.
+    """
+
+    def __init__(self, window: float = 60.0, smoothing: float = 10.0) -> None:
         self._window = window
+        self._smoothing = smoothing
         self._samples: deque[tuple[float, int]] = deque()
+        self._smoothed: float | None = None
+        self._last: float | None = None
 
     def update(self, count: int, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
@@ -37,7 +46,16 @@ class _Speed:
         while len(self._samples) > 2 and now - self._samples[0][0] > self._window:
             self._samples.popleft()
         t0, c0 = self._samples[0]
-        return (count - c0) / (now - t0) if now > t0 else 0.0
+        if now <= t0:
+            return self._smoothed or 0.0
+        raw = (count - c0) / (now - t0)
+        if self._smoothed is None or self._last is None:
+            self._smoothed = raw
+        else:
+            weight = 1.0 - math.exp(-(now - self._last) / self._smoothing)
+            self._smoothed += weight * (raw - self._smoothed)
+        self._last = now
+        return self._smoothed
 
 
 def _eta(remaining: int, speed: float) -> str:
@@ -53,19 +71,30 @@ def _eta(remaining: int, speed: float) -> str:
     )
 
 
+def _rate(value: float) -> str:
+    """A rate with the precision it needs: two decimals below 10/s (1.00, 0.85), else one."""
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
 def counts_line(stats: RunStats) -> str:
-    """Counts by status, current rate and 429s seen."""
+    """Counts by status, current rate and 429s seen (a dry run sends nothing: no rate)."""
     counts = " · ".join(f"{k} {v}" for k, v in sorted(stats.recorded.items())) or "nothing yet"
-    rate = stats.current_rate()
-    rate_text = "unlimited" if rate is None else f"{rate:.1f}/s"
     skipped = f" · {stats.skipped} settled earlier" if stats.skipped else ""
+    if stats.dry_run:
+        return f"{counts}{skipped} · would send {stats.would_send}"
+    rate = stats.current_rate()
+    rate_text = "unlimited" if rate is None else f"{_rate(rate)}/s"
     return f"{counts}{skipped} · rate {rate_text} · 429s {stats.throttled}"
 
 
 def speed_line(stats: RunStats, speed: float) -> str:
-    """Done/total, rows/s and ETA."""
+    """Done/total, rows/s and ETA; once stopping, the calls still in flight instead."""
+    done = f"{stats.done}/{stats.total} rows"
+    if stats.stopping:
+        calls = "call" if stats.in_flight == 1 else "calls"
+        return f"{done} · stopping: {stats.in_flight} {calls} in flight"
     eta = _eta(stats.total - stats.done, speed)
-    return f"{stats.done}/{stats.total} rows · {speed:.1f} rows/s · ETA {eta}"
+    return f"{done} · {_rate(speed)} rows/s · ETA {eta}"
 
 
 def status_line(stats: RunStats, speed: float) -> str:
@@ -73,14 +102,29 @@ def status_line(stats: RunStats, speed: float) -> str:
     return f"{speed_line(stats, speed)} · {counts_line(stats)}"
 
 
+def where_line(stats: RunStats, *, origin: bool = True) -> str:
+    """Where the run sends: its lanes (service/profile/Region) and, with ``origin``, the
+    run's Region and where it came from."""
+    lanes = stats.lanes()
+    shown = ", ".join(lanes[:3]) + (f" and {len(lanes) - 3} more" if len(lanes) > 3 else "")
+    where = f"lanes: {shown}" if lanes else "lanes: none yet"
+    return f"{where} · {stats.where}" if origin and stats.where else where
+
+
 class Display:
-    """Live progress: a rich bar on a terminal, a plain line every few seconds otherwise."""
+    """Live progress: a rich bar on a terminal, a plain line every few seconds otherwise.
+
+    A *lane* is one service, AWS account (profile) and Region: each has its own limit, and
+    the display names the lanes the run sends to.
+    """
 
     def __init__(self, stream: IO[str] | None = None, *, plain_interval: float = 5.0) -> None:
         self._stream = stream or sys.stderr
         self._console = Console(file=self._stream, highlight=False)
         self._plain_interval = plain_interval
         self._speed = _Speed()
+        self._stats: RunStats | None = None
+        self._signals = 0
 
     @property
     def console(self) -> Console:
@@ -88,6 +132,7 @@ class Display:
 
     async def run(self, stats: RunStats) -> None:
         """Refresh until cancelled."""
+        self._stats = stats
         self._speed.update(0, stats.started)
         if self._console.is_terminal:
             await self._run_rich(stats)
@@ -95,14 +140,21 @@ class Display:
             await self._run_plain(stats)
 
     async def _run_plain(self, stats: RunStats) -> None:
+        shown = 0  # lanes named so far: the where line is printed again when one is added
         while True:
             await anyio.sleep(self._plain_interval)
+            lanes = len(stats.lanes())
+            if lanes > shown:
+                shown = lanes
+                # The run's Region and endpoint were said as it started.
+                line = where_line(stats, origin=False)
+                print(f"bulk: {safe(line)}", file=self._stream, flush=True)
             speed = self._speed.update(stats.done - stats.skipped)
-            print(f"bulk: {status_line(stats, speed)}", file=self._stream, flush=True)
+            print(f"bulk: {safe(status_line(stats, speed))}", file=self._stream, flush=True)
 
     async def _run_rich(self, stats: RunStats) -> None:
         bar = Progress(
-            TextColumn("provisioning"),
+            TextColumn("planning" if stats.dry_run else "provisioning"),
             BarColumn(),
             TaskProgressColumn(),
             TextColumn("{task.fields[line]}", markup=False),
@@ -110,13 +162,15 @@ class Display:
         )
         task = bar.add_task("rows", total=stats.total, line="")
         counts = Text()
+        where = Text()
         speed = 0.0
 
         def refresh() -> None:
             bar.update(task, completed=stats.done, line=speed_line(stats, speed))
-            counts.plain = counts_line(stats)
+            counts.plain = safe(counts_line(stats))
+            where.plain = safe(where_line(stats))
 
-        with Live(Group(bar, counts), console=self._console, refresh_per_second=4):
+        with Live(Group(bar, counts, where), console=self._console, refresh_per_second=4):
             try:
                 while True:
                     speed = self._speed.update(stats.done - stats.skipped)
@@ -126,9 +180,22 @@ class Display:
                 refresh()
 
     def interrupted(self) -> None:
-        self._console.print(
-            "bulk: stopping: finishing calls in flight (Ctrl-C again to quit now)", markup=False
-        )
+        """Called at each SIGINT/SIGTERM: the first stops the run, the second exits now."""
+        self._signals += 1
+        if self._stats is not None:
+            self._stats.stopping = True
+        if self._signals == 1:
+            message = (
+                "bulk: stopping: no new call starts; waiting for the calls in flight "
+                "(Ctrl-C again to quit now)"
+            )
+        else:
+            message = (
+                "bulk: interrupted again: exiting now; every ledger line written is whole, "
+                "run the same command to resume"
+            )
+        self._console.print(message, markup=False, soft_wrap=True)
+        self._stream.flush()
 
 
 def render_summary(summary: Summary, *, command: str) -> str:
@@ -142,7 +209,10 @@ def render_summary(summary: Summary, *, command: str) -> str:
     ]
     if summary.dry_run:
         lines.append(
-            f"would send {summary.would_send} rows; {summary.skipped} settled by earlier runs"
+            f"would send {summary.would_send} rows: "
+            f"{max(0, summary.would_send - summary.pending)} recorded earlier but not settled, "
+            f"{min(summary.pending, summary.would_send)} never sent; "
+            f"{summary.skipped} settled by earlier runs"
         )
     else:
         this_run = ", ".join(f"{k} {v}" for k, v in summary.this_run.items()) or "nothing"

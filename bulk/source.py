@@ -27,6 +27,7 @@ import csv
 import difflib
 import itertools
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +57,19 @@ _SIGNATURES: Final = (
     (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)"),
     (b"\xd0\xcf\x11\xe0", "an old Excel/Office document"),
     (b"PAR1", "a Parquet file"),
-    (b"\x1f\x8b", "a gzip archive"),
     (b"%PDF", "a PDF document"),
 )
+# Compressed files, by magic bytes and by extension: (magic, extension, format, command).
+# bzip2's "BZh" is followed by the block size digit and a block (or end-of-stream) marker;
+# checking all of it keeps a CSV whose first column starts with "BZh" from looking compressed.
+_COMPRESSED: Final = (
+    (b"\x1f\x8b", ".gz", "gzip", "gunzip"),
+    (b"\xfd7zXZ\x00", ".xz", "xz", "unxz"),
+    (b"\x28\xb5\x2f\xfd", ".zst", "zstd", "unzstd"),
+    (b"BZh", ".bz2", "bzip2", "bunzip2"),
+)
+_BZIP2_MARKERS: Final = (b"1AY&SY", b"\x17rE8P\x90")
+_SEPARATORS: Final = (("\t", "tab"), (";", "semicolon"))
 
 Format = Literal["csv", "parquet"]
 
@@ -204,18 +215,28 @@ def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None
 
     Accepts ``.csv`` (UTF-8, a BOM and CRLF line ends are fine) and ``.parquet``/``.pq``.
     Raises `InputError` with one line saying what is wrong, where, and what to do: missing
-    file, a directory, empty file, wrong extension, not text, no ``ConfigurationSetName``
-    column, an unknown, duplicate or unnamed column, a Parquet column of the wrong type,
-    no data rows. With ``service``, a column that service lacks (``HttpsPolicy`` for
-    ``pinpoint-email``) is refused too; without it, columns of any service are accepted.
+    file, a directory, ``-``, a pipe or device (INPUT is read twice: it must be a regular
+    file), empty file, wrong extension, compressed, not text, a comment line or another
+    separator than the comma, no ``ConfigurationSetName`` column, an unknown, duplicate or
+    unnamed column, a Parquet column of the wrong type, no data rows. With ``service``, a
+    column that service lacks (``HttpsPolicy`` for ``pinpoint-email``) is refused too;
+    without it, columns of any service are accepted.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path")
-    if path.is_dir():
+    if str(path) == "-":
+        raise InputError(f"-: standard input cannot be INPUT; {_REGULAR_ONLY}")
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise InputError(f"{path}: is a directory; give the path of a .csv or .parquet file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: is {_kind_of_file(mode)}; {_REGULAR_ONLY}")
     suffix = path.suffix.lower()
     fmt: Format
     if suffix in _CSV_SUFFIXES:
@@ -223,6 +244,13 @@ def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None
     elif suffix in _PARQUET_SUFFIXES:
         fmt = "parquet"
     else:
+        for _, extension, compression, command in _COMPRESSED:
+            if suffix == extension:
+                raise InputError(
+                    f"{path}: the file is {compression}-compressed (extension {show(suffix)}); "
+                    f"decompress it first ({command} {path.name}) and pass the .csv or "
+                    ".parquet file"
+                )
         got = f"extension {show(path.suffix)}" if path.suffix else "no extension"
         raise InputError(f"{path}: {got}; bulk reads {_ACCEPTED} files")
     try:
@@ -237,6 +265,49 @@ def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None
     else:
         columns = _open_parquet(path, allowed, service)
     return Source(path, fmt, columns, batch_size)
+
+
+# Why INPUT must be a regular file: `Source.count` reads it to its end before anything is
+# sent, then `Source.records` reads it again; a pipe can be read only once.
+_REGULAR_ONLY: Final = (
+    "bulk reads INPUT twice (to count the rows, then to send them), so it must be a "
+    "regular file; save the data to a file first and pass its path"
+)
+
+
+def _kind_of_file(mode: int) -> str:
+    """What a file that is neither a regular file nor a directory is, for a message."""
+    if stat.S_ISFIFO(mode):
+        return "a pipe (standard input or <(...) process substitution?)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _compression(head: bytes) -> tuple[str, str] | None:
+    """(format, command) of a compressed file, judging by its first bytes; None for others."""
+    for magic, _, compression, command in _COMPRESSED:
+        if head.startswith(magic):
+            if magic == b"BZh" and not (head[3:4].isdigit() and head[4:10] in _BZIP2_MARKERS):
+                continue
+            return compression, command
+    return None
+
+
+def _compressed_error(path: Path, head: bytes, what: str) -> InputError | None:
+    """The error for a compressed file, or None if ``head`` is not one."""
+    found = _compression(head)
+    if found is None:
+        return None
+    compression, command = found
+    return InputError(
+        f"{path}: the file is {compression}-compressed, not {what}; decompress it first "
+        f"({command} -c {path.name} > plain{path.suffix}) and pass the decompressed file"
+    )
 
 
 # -- columns ------------------------------------------------------------------------------
@@ -323,10 +394,12 @@ def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) ->
     with _open_binary(path) as stream:
         head = stream.read(_SNIFF_BYTES)
         _check_text(path, head)
+        _check_first_line(path, head)
         stream.seek(0)
         rows = _csv_rows(path, stream)
         _, header = next(rows, (0, []))
         names = tuple(name.strip() for name in header)
+        _check_separator(path, names)
         _check_header(path, names, allowed, service)
         # One non-blank data row proves the file is not header-only; the rest is count()'s.
         for number, cells in rows:
@@ -350,6 +423,9 @@ def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) ->
 
 def _check_text(path: Path, head: bytes) -> None:
     """Refuse what is plainly not a UTF-8 CSV file, judging by its first bytes."""
+    compressed = _compressed_error(path, head, "CSV text")
+    if compressed is not None:
+        raise compressed
     for signature, what in _SIGNATURES:
         if head.startswith(signature):
             advice = "rename it to .parquet" if signature == b"PAR1" else "export it as CSV"
@@ -361,6 +437,30 @@ def _check_text(path: Path, head: bytes) -> None:
         raise InputError(
             f"{path}: binary data (NUL bytes) near the start; this is not CSV text, "
             "export the data as CSV"
+        )
+
+
+def _check_first_line(path: Path, head: bytes) -> None:
+    """Refuse a comment line above the header (read before the csv module sees its quotes)."""
+    line = head.split(b"\n", 1)[0].decode("utf-8", "replace").removeprefix("\ufeff").strip()
+    if line.startswith("#"):
+        raise InputError(
+            f"{path}: line 1 is a comment, {show(line)}; comment lines are not allowed: the "
+            f"first line must be the header ({NAME_COLUMN},...); delete the comment lines"
+        )
+
+
+def _check_separator(path: Path, names: Sequence[str]) -> None:
+    """Refuse a header that reads as one column holding tabs or semicolons: wrong separator."""
+    if len(names) != 1:
+        return
+    counts = [(names[0].count(sep), word) for sep, word in _SEPARATORS]
+    found, word = max(counts)
+    if found:
+        raise InputError(
+            f"{path}: the header reads as one column, {show(names[0])}: the file looks "
+            f"{word}-separated; bulk reads comma-separated CSV: save it as CSV with commas "
+            "(in Excel: CSV UTF-8)"
         )
 
 
@@ -550,9 +650,13 @@ def _open_parquet(
     path: Path, allowed: Mapping[str, Column], service: str | None
 ) -> tuple[str, ...]:
     with _open_binary(path) as stream:
-        head = stream.read(4)
+        head = stream.read(10)
         stream.seek(-4 if path.stat().st_size >= 8 else 0, os.SEEK_END)
         tail = stream.read(4)
+    compressed = _compressed_error(path, head, "Parquet")
+    if compressed is not None:
+        raise compressed
+    head = head[:4]
     if head != b"PAR1" or tail != b"PAR1":
         what = "CSV text" if head.isascii() and head.strip() else "not Parquet"
         raise InputError(

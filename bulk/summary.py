@@ -23,6 +23,10 @@ class RunStats:
 
     Invariant: ``skipped + recorded + would_send + pending == total`` once the run ends,
     where ``pending`` is derived (rows neither settled earlier nor recorded by this run).
+    A dry run counts the rows it would send by what the ledger holds for them
+    (``would_send_by_prior``: ``failed``, ``invalid`` for a row fixed since, or ``None``
+    for a row never recorded), so that its summary shows the ledger's truth.
+    ``in_flight`` counts the calls sent and not yet answered.
     """
 
     total: int
@@ -31,6 +35,12 @@ class RunStats:
     skipped: int = 0
     skipped_by_status: Counter[str] = field(default_factory=Counter)
     would_send: int = 0
+    would_send_by_prior: Counter[str | None] = field(default_factory=Counter)
+    in_flight: int = 0
+    stopping: bool = False
+    # Where the run sends: the lanes seen so far, and how the run's Region was chosen.
+    lanes: Callable[[], list[str]] = list
+    where: str = ""
     recorded: Counter[str] = field(default_factory=Counter)
     drift: int = 0
     drift_examples: list[str] = field(default_factory=list)
@@ -54,6 +64,11 @@ class RunStats:
     def note_skip(self, status: Status, count: int = 1) -> None:
         self.skipped += count
         self.skipped_by_status[status.value] += count
+
+    def note_would_send(self, prior: Status | None) -> None:
+        """A dry run would send this row; ``prior`` is the ledger's latest status for it."""
+        self.would_send += 1
+        self.would_send_by_prior[None if prior is None else prior.value] += 1
 
     def note_drift(self, name: str, number: int) -> None:
         self.drift += 1
@@ -81,6 +96,13 @@ class RunStats:
         elapsed = self.elapsed
         final = Counter(self.skipped_by_status)
         final.update(self.recorded)
+        pending = self.total - self.done
+        if self.dry_run:
+            # What the ledger says of the rows a real run would send: failed earlier, or
+            # never recorded (pending).
+            unsent = Counter(self.would_send_by_prior)
+            pending += unsent.pop(None, 0)
+            final.update({status: n for status, n in unsent.items() if status is not None})
         recorded = sum(self.recorded.values())
         sent = recorded - self.recorded.get(Status.INVALID.value, 0)
         return Summary(
@@ -89,7 +111,7 @@ class RunStats:
             counts={s.value: final.get(s.value, 0) for s in Status if s is not Status.DELETED},
             this_run={k: v for k, v in sorted(self.recorded.items())},
             skipped=self.skipped,
-            pending=self.total - self.done,
+            pending=pending,
             drift=self.drift,
             drift_examples=tuple(self.drift_examples),
             elapsed_s=round(elapsed, 3),

@@ -30,6 +30,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
+    SSLError,
 )
 from botocore.exceptions import (
     TokenRetrievalError as _TokenRetrievalError,
@@ -37,7 +38,9 @@ from botocore.exceptions import (
 from botocore.useragent import sanitize_user_agent_string_component
 
 from bulk.errors import TargetError
-from bulk.models import Lane, bulk_version
+from bulk.models import Lane, bulk_version, redact_url
+
+_CREATE = "CreateConfigurationSet"
 
 
 class CallKind(enum.Enum):
@@ -52,6 +55,9 @@ class CallKind(enum.Enum):
     UNSENT = "unsent"  # connection refused / connect timeout: the request never left
     AMBIGUOUS = "ambiguous"  # 5xx, read timeout, dropped connection: may have been created
     AUTH = "auth"  # credentials or permission: systemic, no row can succeed
+    # An answer that is not the service's (no request id, not JSON, not the operation's
+    # output): a proxy, a captive portal, the wrong port. It may have reached the service.
+    FOREIGN = "foreign"
 
     @property
     def retryable(self) -> bool:
@@ -59,7 +65,10 @@ class CallKind(enum.Enum):
         return self in _RETRYABLE
 
 
-_RETRYABLE = frozenset({CallKind.THROTTLED, CallKind.UNSENT, CallKind.AMBIGUOUS})
+_RETRYABLE = frozenset({CallKind.THROTTLED, CallKind.UNSENT, CallKind.AMBIGUOUS, CallKind.FOREIGN})
+
+# The kinds after which the service may hold what the call asked for.
+MAYBE_DONE = frozenset({CallKind.AMBIGUOUS, CallKind.FOREIGN})
 
 # Error codes that say the caller, not the row, is wrong. 403 answers carry several codes.
 _AUTH_CODES = frozenset(
@@ -91,6 +100,22 @@ class CallResult:
     latency_ms: float = 0.0
 
 
+def foreign_answer(meta: Mapping[str, Any]) -> str | None:
+    """Why an HTTP answer is not the service's own, or None when it is.
+
+    Every answer of both APIs, success or error, carries an ``x-amzn-RequestId`` header
+    (botocore's ``RequestId``) and a JSON body; a proxy's or a portal's page has neither.
+    """
+    status = meta.get("HTTPStatusCode")
+    headers = meta.get("HTTPHeaders") or {}
+    content_type = str(headers.get("content-type") or "no content type").split(";")[0]
+    if not meta.get("RequestId"):
+        return f"HTTP {status} ({content_type}) without a request id is not the service's answer"
+    if "json" not in content_type:
+        return f"HTTP {status} ({content_type}) is not the service's JSON answer"
+    return None
+
+
 def classify_client_error(error: ClientError) -> CallResult:
     """Map a modeled or unmodeled service error to a :class:`CallKind`."""
     err = error.response.get("Error", {})
@@ -99,6 +124,11 @@ def classify_client_error(error: ClientError) -> CallResult:
     message = str(err.get("Message") or "")
     status = meta.get("HTTPStatusCode")
     request_id = meta.get("RequestId")
+    foreign = foreign_answer(meta)
+    if foreign is not None and status != 429:
+        # A 429 means "slow down" whoever says it; anything else not from the service
+        # says nothing about the row, and the request may have reached the service.
+        return CallResult(CallKind.FOREIGN, f"HTTP{status}", foreign, status)
     if code == "AlreadyExistsException":
         kind = CallKind.EXISTS
     elif code == "LimitExceededException":
@@ -123,6 +153,13 @@ def classify_exception(error: BaseException) -> CallResult | None:
     """Map a transport-level failure to a :class:`CallKind`; ``None`` if it is not one."""
     if isinstance(error, ClientError):
         return classify_client_error(error)
+    if isinstance(error, SSLError):
+        # The TLS handshake failed: the request was never sent.
+        return CallResult(
+            CallKind.UNSENT,
+            "SSLError",
+            f"TLS handshake failed ({error}); if the endpoint speaks plain HTTP, use http://",
+        )
     if isinstance(error, ConnectTimeoutError):
         return CallResult(CallKind.UNSENT, "ConnectTimeout", str(error))
     if isinstance(error, EndpointConnectionError):
@@ -165,9 +202,13 @@ def _credential_message(error: Exception, lane: Lane) -> str:
 class Target:
     """One aiobotocore client for one lane; ``create`` makes exactly one attempt."""
 
-    def __init__(self, client: Any, lane: Lane) -> None:
+    def __init__(self, client: Any, lane: Lane, endpoint: str | None = None) -> None:
         self._client = client
         self.lane = lane
+        # Where the lane's calls go, as a message may show it (no credentials in it).
+        self.endpoint = endpoint or _endpoint_of(client)
+        output = client.meta.service_model.operation_model(_CREATE).output_shape
+        self._create_output = frozenset(output.members) if output is not None else frozenset()
 
     async def create(self, request: Mapping[str, Any]) -> CallResult:
         """One ``CreateConfigurationSet`` attempt, classified; never raises for service errors."""
@@ -182,14 +223,26 @@ class Target:
                 raise
             return _with_latency(result, start)
         meta = response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        problem = foreign_answer(meta) or self._unexpected_members(response)
+        if problem is not None:
+            # Not the service's word: never a success. It may have reached the service.
+            return _with_latency(CallResult(CallKind.FOREIGN, f"HTTP{status}", problem), start)
         return _with_latency(
-            CallResult(
-                CallKind.OK,
-                http_status=meta.get("HTTPStatusCode"),
-                request_id=meta.get("RequestId"),
-            ),
+            CallResult(CallKind.OK, http_status=status, request_id=meta.get("RequestId")),
             start,
         )
+
+    def _unexpected_members(self, response: Mapping[str, Any]) -> str | None:
+        """Why a parsed 200 answer is not the operation's output, or None.
+
+        botocore turns a body that is not JSON into ``{"message": body}``; the operation's
+        output has no such member.
+        """
+        extra = sorted(set(response) - self._create_output - {"ResponseMetadata"})
+        if not extra:
+            return None
+        return f"the answer does not parse as {_CREATE}'s output (unexpected {extra[0]!r})"
 
     async def preflight(self) -> None:
         """Prove credentials and endpoint with a cheap read; raise :class:`TargetError` if not.
@@ -199,13 +252,19 @@ class Target:
         least-privilege policy may allow only the create.
         """
         try:
-            await self._client.list_configuration_sets(PageSize=1)
+            response = await self._client.list_configuration_sets(PageSize=1)
         except _CREDENTIAL_ERRORS as exc:
             raise TargetError(_credential_message(exc, self.lane)) from exc
         except Exception as exc:
             result = classify_exception(exc)
             if result is None:
                 raise
+            if result.kind is CallKind.FOREIGN:
+                raise TargetError(
+                    f"{self.lane}: {self.endpoint} answered, but not as the service: "
+                    f"{result.message}; check --endpoint-url, the Region and any proxy "
+                    "(HTTPS_PROXY)"
+                ) from exc
             if result.code in ("AccessDenied", "AccessDeniedException"):
                 return
             if result.kind is CallKind.AUTH:
@@ -223,6 +282,18 @@ class Target:
                     f"{self.lane}: pre-flight ListConfigurationSets failed "
                     f"({result.code}: {result.message})"
                 ) from exc
+            return
+        problem = foreign_answer(response.get("ResponseMetadata", {}))
+        if problem is not None:
+            raise TargetError(
+                f"{self.lane}: {self.endpoint} answered, but not as the service: {problem}; "
+                "check --endpoint-url, the Region and any proxy (HTTPS_PROXY)"
+            )
+
+
+def _endpoint_of(client: Any) -> str:
+    """The client's endpoint URL, as a message may show it."""
+    return redact_url(str(getattr(client.meta, "endpoint_url", "") or "")) or "the endpoint"
 
 
 def _with_latency(result: CallResult, start: float) -> CallResult:

@@ -3,8 +3,10 @@
 Input columns are the API's member names. Which columns a service has, their types, enum
 values and numeric limits all come from botocore's model of ``CreateConfigurationSet``; this
 module only says where each column goes in the request (`OPTION_COLUMNS`). After the
-columns are converted, botocore's own `ParamValidator` checks the request against the
-operation's input shape, so a row that passes here is one botocore would send.
+columns are converted, every ``min``/``max`` of the model is checked on the request (with the
+few limits the service documents but its model lacks, `_DOCUMENTED_LIMITS`), then botocore's
+own `ParamValidator` checks it against the operation's input shape, so a row that passes
+here is one botocore would send and the service would take.
 
 A `Validator` is stateful: it remembers the first row of every name within a lane, so it
 must see every record of a file in order, including rows a resumed run will skip.
@@ -18,13 +20,14 @@ import json
 import math
 import re
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from bulk.errors import UsageError
 from bulk.models import SERVICES, Lane, Outcome, Record, Row, Status
+from bulk.regions import NO_REGION, profile_regions, region_problem
 
 __all__ = [
     "NAME_COLUMN",
@@ -61,7 +64,6 @@ OPTION_COLUMNS: Final[Mapping[str, tuple[str, str]]] = {
 _OPERATION = "CreateConfigurationSet"
 _NAME_RULE = "a name is 1-64 characters of A-Z a-z 0-9 _ -"
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_REGION_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _EPOCH_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER_RE = re.compile(r"[+-]?[0-9]+")
 _TRUE = frozenset({"true", "1", "yes"})
@@ -139,6 +141,162 @@ def _input_shape(service: str) -> Any:
 
     model = botocore.session.get_session().get_service_model(service)
     return model.operation_model(_OPERATION).input_shape
+
+
+# -- limits: the model's min/max on every member, and the documented ones it lacks ----------
+
+_Path = tuple[str, ...]  # member names from the request's root; "[]" steps into each list item
+
+# Limits the service documents but its model does not carry (no "max" trait in either
+# pinpoint-email or sesv2), by request path. Used only where the model has no limit of its own.
+_DOCUMENTED_LIMITS: Final[Mapping[_Path, tuple[int, str]]] = {
+    # SES v2 API reference, "Tag": "A resource can have as many as 50 tags." (tags whose key
+    # starts with aws: do not count, but such keys are refused anyway).
+    ("Tags",): (50, "a configuration set can have at most 50 tags (SES API reference, Tag)"),
+    # Dedicated IP pool names: the API references (CreateDedicatedIpPool, DedicatedIpPool) give
+    # no length; CloudFormation documents AWS::SES::DedicatedIpPool PoolName as
+    # ^[a-z0-9_-]{0,64}$ (the CDK: "must not exceed 64 characters"). Only the length is checked
+    # here: the character rule is CloudFormation's, and the API itself does not state it.
+    ("DeliveryOptions", "SendingPoolName"): (64, "a dedicated IP pool name is at most 64"),
+    # A domain name: at most 253 characters (RFC 1035's 255 octets on the wire).
+    ("TrackingOptions", "CustomRedirectDomain"): (253, "a domain name is at most 253"),
+}
+_LENGTH_TYPES: Final = frozenset({"string", "list", "map", "blob"})
+_NUMBER_TYPES: Final = frozenset({"integer", "long", "float", "double"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """A bound on one member of the request: its length (text, list) or its value (number).
+
+    ``rule`` says the documented limit in words (from `_DOCUMENTED_LIMITS`); '' for the model's.
+    """
+
+    path: _Path
+    length: bool
+    minimum: float | None
+    maximum: float | None
+    rule: str = ""
+
+
+@functools.cache
+def _limits(service: str) -> tuple[_Limit, ...]:
+    """Every min/max the model of ``service`` gives, plus the documented ones it lacks.
+
+    botocore's ParamValidator checks ``min`` only; this covers both, so a limit a newer model
+    adds is checked without a code change.
+    """
+    found: dict[_Path, _Limit] = {}
+
+    def walk(shape: Any, path: _Path, seen: frozenset[str]) -> None:
+        if shape.name in seen:  # a recursive shape: its members were walked further up
+            return
+        seen = seen | {shape.name}
+        low, high = shape.metadata.get("min"), shape.metadata.get("max")
+        kind = shape.type_name
+        bounded = low is not None or high is not None
+        if path and bounded and (kind in _LENGTH_TYPES or kind in _NUMBER_TYPES):
+            found[path] = _Limit(path, kind in _LENGTH_TYPES, low, high)
+        documented = _DOCUMENTED_LIMITS.get(path)
+        if documented is not None and kind in _LENGTH_TYPES and high is None:
+            found[path] = _Limit(path, True, low, documented[0], documented[1])
+        if kind == "structure":
+            for name, member in shape.members.items():
+                walk(member, (*path, name), seen)
+        elif kind == "list":
+            walk(shape.member, (*path, "[]"), seen)
+
+    walk(_input_shape(service), (), frozenset())
+    return tuple(found.values())
+
+
+def _limit_problems(request: Mapping[str, Any], limits: Sequence[_Limit]) -> list[_Invalid]:
+    """A problem for each value of ``request`` outside one of ``limits``."""
+    problems: list[_Invalid] = []
+    for limit in limits:
+        if "[]" in limit.path:
+            found: Iterable[tuple[Any, Any]] = _values_at(request, limit.path, None)
+        else:  # the common case, without a generator
+            value: Any = request
+            for step in limit.path:
+                value = value.get(step) if isinstance(value, dict) else None
+                if value is None:
+                    break
+            if value is None:
+                continue
+            found = ((None, value),)
+        for item, value in found:
+            if isinstance(value, bool):
+                continue
+            if limit.length:
+                if not isinstance(value, str | bytes | list | dict):
+                    continue  # a wrong type: ParamValidator's to report
+                size: float = len(value)
+            elif isinstance(value, int | float):
+                size = value
+            else:
+                continue
+            if (limit.minimum is None or size >= limit.minimum) and (
+                limit.maximum is None or size <= limit.maximum
+            ):
+                continue
+            problems.append(_limit_problem(limit, item, value, size))
+    return problems
+
+
+def _values_at(node: Any, path: _Path, item: Any) -> Iterator[tuple[Any, Any]]:
+    """The values at ``path`` below ``node``, each with the list item it is in (or None)."""
+    if not path:
+        yield item, node
+        return
+    step, rest = path[0], path[1:]
+    if step == "[]":
+        if isinstance(node, list):
+            for each in node:
+                yield from _values_at(each, rest, each)
+    elif isinstance(node, dict) and node.get(step) is not None:
+        yield from _values_at(node[step], rest, item)
+
+
+def _limit_problem(limit: _Limit, item: Any, value: Any, size: float) -> _Invalid:
+    """The message for ``value`` outside ``limit``, in the input's terms."""
+    low, high = limit.minimum, limit.maximum
+    too_long = high is not None and size > high
+    if limit.path == ("Tags",) and high is not None and size > high:
+        return _Invalid(
+            "TooManyTags",
+            f"{_figure(size)} tag: columns are set in this row; {limit.rule}; "
+            f"empty {_figure(size - high)} of them",
+        )
+    if limit.path[0] == "Tags" and isinstance(item, dict) and "Key" in item:
+        where = f"column {show(TAG_PREFIX + str(item['Key']))}"
+    else:
+        # Columns are named by their leaf member (the names are unique in both models).
+        where = f"column {[step for step in limit.path if step != '[]'][-1]}"
+    if not limit.length:
+        return _Invalid(
+            "InvalidNumber", f"{where}: {_figure(value)} is out of range ({_bounds(low, high)})"
+        )
+    unit = "characters" if isinstance(value, str | bytes) else "items"
+    rule = (limit.rule or f"at most {_figure(high)}") if too_long else f"at least {_figure(low)}"
+    shown = show(value)
+    # show() cuts a long value and gives its length itself.
+    size_text = "is too long" if shown.endswith(" characters)") else f"is {_figure(size)} {unit}"
+    return _Invalid(
+        "ValueTooLong" if too_long else "ValueTooShort",
+        f"{where}: {shown} {size_text}; {rule} {unit}; {'shorten' if too_long else 'lengthen'} it",
+    )
+
+
+def _figure(number: float | None) -> str:
+    """A number as a person writes it: 1000000, not 1e+06 or 1000000.0."""
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return str(number)
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    return f"{'' if low is None else _figure(low)}-{'' if high is None else _figure(high)}"
 
 
 @functools.cache
@@ -336,7 +494,13 @@ class Validator:
     """Turns records into requests for one service, or into ``invalid`` outcomes.
 
     ``region`` and ``profile`` make the default lane, used by rows whose ``Region`` and
-    ``Profile`` cells are empty (or absent). `validate` never raises for bad row data: every
+    ``Profile`` cells are empty (or absent). A row with a ``Profile`` cell and no ``Region``
+    goes to that profile's Region when its config names one (see :mod:`bulk.regions`).
+    ``region`` None: the run has none, and a row that needs it is ``NoRegion``; with
+    ``columns`` (the file's header) and neither a Region nor a Profile column, no row could
+    have one: a :class:`UsageError`. ``known_only``: a Region must be one botocore's endpoint
+    data knows (off when ``--endpoint-url`` points elsewhere: then only its shape counts).
+    `validate` never raises for bad row data: every
     problem in a row is reported in one `Outcome` (``code`` of the first problem, all
     messages joined with ``"; "``). Names must be unique within a lane; the first row with
     a name wins, later ones are ``DuplicateName`` (also when the first row is invalid for
@@ -348,19 +512,31 @@ class Validator:
         self,
         service: str,
         *,
-        region: str,
+        region: str | None,
         profile: str | None = None,
         expected_rows: int = 0,
+        known_only: bool = True,
+        columns: Iterable[str] | None = None,
     ) -> None:
         self.service = service
         self.columns = columns_for(service)
-        if not _REGION_RE.fullmatch(region):
-            raise UsageError(f"region {show(region)} is not a Region name like 'us-east-1'")
-        self.default_lane = Lane(service, region, profile or None)
+        if region is not None:
+            problem = region_problem(region, known_only=known_only)
+            if problem is not None:
+                raise UsageError(f"region {show(region)} {problem}")
+        elif columns is not None and not {REGION_COLUMN, PROFILE_COLUMN} & set(columns):
+            raise UsageError(NO_REGION)
+        self._region = region
+        self._known_only = known_only
+        # Without a run Region the default lane is only where invalid rows are recorded.
+        self.default_lane = Lane(service, region or "", profile or None)
         self._default = (self.default_lane, _lane_key(self.default_lane))
-        self._lanes: dict[tuple[str, str | None], tuple[Lane, str]] = {
-            (region, profile or None): self._default
-        }
+        # A row's lane, or why it has none, by its (Region, Profile) cells as text. The lanes
+        # in it are the ones met so far (see claim).
+        self._lanes: dict[tuple[str | None, str | None], tuple[Lane, str] | _Invalid] = {}
+        if region is not None:
+            self._lanes[(region, None)] = self._default
+        self._profile_regions: Mapping[str, str] | None = None  # read at the first need
         self._shape = _input_shape(service)
         from botocore.validate import ParamValidator
 
@@ -393,13 +569,12 @@ class Validator:
         rows still see the name as taken. ``False`` (nothing noted) if an earlier row has the
         name, or the lane is not one already met: then :meth:`validate` must decide the row.
         """
-        if region is None and profile is None:
+        if region is None and profile is None and self._region is not None:
             lane_key = self._default[1]
         else:
-            region_text = self.default_lane.region if region is None else _as_text(region)
-            profile_text = self.default_lane.profile if profile is None else _as_text(profile)
-            found = self._lanes.get((region_text or "", profile_text))
-            if found is None:
+            key = _routing_key(region, profile)
+            found = None if key is None else self._lanes.get(key)
+            if not isinstance(found, tuple):
                 return False
             lane_key = found[1]
         text = _as_text(name)
@@ -424,7 +599,12 @@ class Validator:
         Until a row is validated or claimed without it, such names are then only noted, and
         entered in the duplicate table when a later row needs it.
         """
-        if regions is None and profiles is None and all(type(name) is str for name in names):
+        if (
+            regions is None
+            and profiles is None
+            and self._region is not None
+            and all(type(name) is str for name in names)
+        ):
             lane_key = self._default[1]
             keys = [hash((lane_key, name)) for name in names]
             if self._seen.only_deferred and unique:
@@ -484,6 +664,9 @@ class Validator:
             form.append((column, converted) if plan.memo_value else column)
         if tags:
             request["Tags"] = tags
+        # Lengths and ranges (the model's and the documented ones), then botocore's checks:
+        # ParamValidator's own "min" check can then only agree with ours.
+        problems.extend(_limit_problems(request, _limits(self.service)))
         if not problems:
             problems.extend(self._check_shape(request, form))
         if problems:
@@ -568,31 +751,68 @@ class Validator:
                 name = text
         region = values.get(REGION_COLUMN)
         profile = values.get(PROFILE_COLUMN)
-        if region is None and profile is None:
+        if region is None and profile is None and self._region is not None:
             return name, self._default
-        region_text = self.default_lane.region if region is None else _as_text(region)
-        profile_text = self.default_lane.profile if profile is None else _as_text(profile)
-        found = self._lanes.get((region_text or "", profile_text))
-        if found is not None:
-            return name, found
-        if region_text is None or not _REGION_RE.fullmatch(region_text):
-            problems.append(
-                _Invalid(
-                    "InvalidRegion",
-                    f"column {REGION_COLUMN}: {show(region)} is not a Region name like 'us-east-1'",
-                )
-            )
+        found = self._route(region, profile)
+        if isinstance(found, _Invalid):
+            problems.append(found)
             return name, None
-        if profile is not None and profile_text is None:
-            problems.append(
-                _Invalid("InvalidProfile", f"column {PROFILE_COLUMN}: {show(profile)} is not text")
-            )
-            return name, None
-        lane = Lane(self.service, region_text, profile_text)
-        found = (lane, _lane_key(lane))
-        if len(self._lanes) < _LANE_CACHE_MAX:
-            self._lanes[(region_text, profile_text)] = found
         return name, found
+
+    def _route(self, region: object, profile: object) -> tuple[Lane, str] | _Invalid:
+        """The lane of a row's Region and Profile cells (either may be None), or why none."""
+        key = _routing_key(region, profile)
+        found = None if key is None else self._lanes.get(key)
+        if found is None:
+            found = self._resolve(region, profile)
+            if key is not None and len(self._lanes) < _LANE_CACHE_MAX - 1:
+                self._lanes[key] = found
+                if key[0] is None and isinstance(found, tuple):
+                    # The same lane, named by its Region cell: met too.
+                    self._lanes.setdefault((found[0].region, key[1]), found)
+        return found
+
+    def _resolve(self, region: object, profile: object) -> tuple[Lane, str] | _Invalid:
+        """Its Region cell, else its profile's Region, else the run's (see bulk.regions)."""
+        region_text = None if region is None else _as_text(region)
+        profile_text = None if profile is None else _as_text(profile)
+        if region is not None:
+            problem = region_problem(region_text or "", known_only=self._known_only)
+            if problem is not None:
+                return _Invalid(
+                    "InvalidRegion", f"column {REGION_COLUMN}: {show(region)} {problem}"
+                )
+        if profile is not None and profile_text is None:
+            return _Invalid(
+                "InvalidProfile", f"column {PROFILE_COLUMN}: {show(profile)} is not text"
+            )
+        lane_profile = self.default_lane.profile if profile_text is None else profile_text
+        lane_region = region_text if region is not None else self._region
+        if region is None and profile_text is not None:
+            named = self._profile_region(profile_text)
+            if named is not None:
+                problem = region_problem(named, known_only=self._known_only)
+                if problem is not None:
+                    return _Invalid(
+                        "InvalidRegion",
+                        f"column {PROFILE_COLUMN}: profile {show(profile_text)} has region "
+                        f"{show(named)}, which {problem}",
+                    )
+                lane_region = named
+        if lane_region is None:
+            return _Invalid(
+                "NoRegion",
+                f"no AWS Region for this row: fill the {REGION_COLUMN} cell, pass --region, "
+                f"set AWS_REGION, or set region in profile {show(lane_profile or 'default')}",
+            )
+        lane = Lane(self.service, lane_region, lane_profile)
+        return lane, _lane_key(lane)
+
+    def _profile_region(self, profile: str) -> str | None:
+        """The Region ``profile``'s config names; the config is read once per run."""
+        if self._profile_regions is None:
+            self._profile_regions = profile_regions()
+        return self._profile_regions.get(profile)
 
     def _check_shape(self, request: dict[str, Any], form: list[object]) -> Iterator[_Invalid]:
         """Botocore's ParamValidator on the request, memoised by the request's form.
@@ -616,6 +836,17 @@ class Validator:
 
 
 _ROUTING: Final = frozenset({NAME_COLUMN, REGION_COLUMN, PROFILE_COLUMN})
+
+
+def _routing_key(region: object, profile: object) -> tuple[str | None, str | None] | None:
+    """A row's Region and Profile cells as a lane-cache key; None if a cell is not text."""
+    region_text = None if region is None else _as_text(region)
+    profile_text = None if profile is None else _as_text(profile)
+    if (region is not None and region_text is None) or (
+        profile is not None and profile_text is None
+    ):
+        return None
+    return region_text, profile_text
 
 
 def _key64(lane_key: str, name: str) -> int:

@@ -38,7 +38,14 @@ def unthrottled(**settings: Any) -> EmulatorConfig:
 @pytest.fixture(autouse=True)
 def _offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and no shared config, so no test can reach a real account."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    # A caller's AWS_REGION would win over the AWS_DEFAULT_REGION set below.
+    for name in (
+        "AWS_REGION",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")

@@ -10,7 +10,13 @@ click's runner; a few run it as a real subprocess.
 
 from __future__ import annotations
 
+import bz2
 import codecs
+import gzip
+import lzma
+import os
+import shlex
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +28,7 @@ import pytest
 from bulk.emulator import Emulator, EmulatorConfig, threaded_emulator
 
 from .conftest import ACCESS_KEY, REGION
-from .torture import cli, latest_by_row, one_line_error, run_bulk, write_csv
+from .torture import bulk_command, cli, latest_by_row, one_line_error, run_bulk, write_csv
 
 SCOPE = (ACCESS_KEY, REGION)
 HEADER = b"ConfigurationSetName,TlsPolicy,tag:team\n"
@@ -77,6 +83,17 @@ def parquet_content(columns: dict[str, Any], schema: dict[str, Any] | None = Non
         return data
 
     return make
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def gzipped_parquet(path: Path) -> bytes:
+    scratch = path.with_name("scratch.parquet")
+    data = parquet(scratch, {"ConfigurationSetName": ["acme"]})
+    scratch.unlink()
+    return gzip.compress(data)
 
 
 def truncated_parquet(path: Path) -> bytes:
@@ -245,6 +262,66 @@ FILE_ERRORS: list[tuple[str, str, Maker | None, str]] = [
         "this is a Parquet file, not CSV text; rename it to .parquet",
     ),
     (
+        "gzip",
+        "tenants.csv",
+        content(gzip.compress(HEADER + GOOD)),
+        "the file is gzip-compressed, not CSV text; decompress it first (gunzip -c tenants.csv",
+    ),
+    (
+        "bzip2",
+        "tenants.csv",
+        content(bz2.compress(HEADER + GOOD)),
+        "the file is bzip2-compressed, not CSV text; decompress it first (bunzip2 -c",
+    ),
+    (
+        "xz",
+        "tenants.csv",
+        content(lzma.compress(HEADER + GOOD)),
+        "the file is xz-compressed, not CSV text; decompress it first (unxz -c",
+    ),
+    (
+        "gz-extension",
+        "tenants.csv.gz",
+        content(gzip.compress(HEADER + GOOD)),
+        "tenants.csv.gz: the file is gzip-compressed (extension '.gz'); decompress it first "
+        "(gunzip tenants.csv.gz) and pass the .csv or .parquet file",
+    ),
+    (
+        "gzipped-parquet",
+        "tenants.parquet",
+        gzipped_parquet,
+        "the file is gzip-compressed, not Parquet; decompress it first (gunzip -c",
+    ),
+    (
+        "tab-separated",
+        "tenants.csv",
+        content((HEADER + GOOD).replace(b",", b"\t")),
+        "the header reads as one column, 'ConfigurationSetName\\tTlsPolicy\\ttag:team': the "
+        "file looks tab-separated; bulk reads comma-separated CSV: save it as CSV with commas",
+    ),
+    (
+        "semicolon-separated",
+        "tenants.csv",
+        content((HEADER + GOOD).replace(b",", b";")),
+        "the file looks semicolon-separated; bulk reads comma-separated CSV: save it as CSV "
+        "with commas",
+    ),
+    (
+        "comment-line",
+        "tenants.csv",
+        content(b'# tenants for "phase 2", exported today\n' + HEADER + GOOD),
+        "line 1 is a comment, '# tenants for \"phase 2\", exported today'; comment lines are "
+        "not allowed: the first line must be the header (ConfigurationSetName,...)",
+    ),
+    (
+        "fifo",
+        "tenants.csv",
+        fifo,
+        "tenants.csv: is a pipe (standard input or <(...) process substitution?); bulk reads "
+        "INPUT twice (to count the rows, then to send them), so it must be a regular file; "
+        "save the data to a file first",
+    ),
+    (
         "large-file-ragged-last-row",
         "tenants.csv",
         content(big_csv(50_000, b"last,REQUIRE,blue,extra\n")),
@@ -297,6 +374,84 @@ class TestFileLevel:
         result = provision(path, served, "--burst", "0")
         assert result.exit_code == 2
         assert one_line_error(result.stderr) == "bulk: error: --burst 0 must be at least 1"
+        assert_nothing_happened(path, served)
+
+    def test_standard_input_is_refused(
+        self, tmp_path: Path, served: Emulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        result = provision(Path("-"), served)
+        assert result.exit_code == 2, result.output
+        assert one_line_error(result.stderr) == (
+            "bulk: error: -: standard input cannot be INPUT; bulk reads INPUT twice (to count "
+            "the rows, then to send them), so it must be a regular file; save the data to a "
+            "file first and pass its path"
+        )
+        assert_nothing_happened(tmp_path / "-", served)
+
+    def test_a_device_is_refused(self, tmp_path: Path, served: Emulator) -> None:
+        result = cli(
+            "provision", "/dev/null", "--endpoint-url", served.url, "--ledger", tmp_path / "l"
+        )
+        assert result.exit_code == 2, result.output
+        assert "/dev/null: is a character device; bulk reads INPUT twice" in one_line_error(
+            result.stderr
+        )
+        assert served.stats()["calls"] == {}
+        assert not (tmp_path / "l").exists()
+
+    def test_process_substitution_is_refused_as_a_subprocess(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        (tmp_path / "tenants.csv").write_bytes(HEADER + GOOD)
+        command = shlex.join(bulk_command("provision"))
+        script = f"{command} <(cat tenants.csv) --endpoint-url {shlex.quote(served.url)}"
+        result = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        line = one_line_error(result.stderr)
+        assert ": is a pipe (standard input or <(...) process substitution?); bulk reads" in line
+        assert result.stdout == ""
+        assert served.stats()["calls"] == {}
+        assert sorted(os.listdir(tmp_path)) == ["tenants.csv"]
+
+    @pytest.mark.parametrize(
+        ("ledger", "expect"),
+        [
+            ("input", "is the input file itself; the ledger must be a file of its own"),
+            ("hard-link", "is the input file itself"),
+            ("symlink", "is the input file itself"),
+            ("/dev/null", "ledger /dev/null is a device, not a regular file; bulk appends"),
+            ("directory", "is a directory, not a regular file"),
+            ("fifo", "is a pipe (FIFO), not a regular file"),
+        ],
+    )
+    def test_a_ledger_that_cannot_be_one_is_refused_before_any_call(
+        self, tmp_path: Path, served: Emulator, ledger: str, expect: str
+    ) -> None:
+        path = tmp_path / "tenants.csv"
+        path.write_bytes(HEADER + GOOD)
+        where = tmp_path / ledger
+        if ledger == "input":
+            where = path
+        elif ledger == "hard-link":
+            os.link(path, where)
+        elif ledger == "symlink":
+            where.symlink_to(path)
+        elif ledger == "directory":
+            where.mkdir()
+        elif ledger == "fifo":
+            os.mkfifo(where)
+        else:
+            where = Path(ledger)
+        for _ in range(2):  # not once, not on any later run either
+            result = provision(path, served, "--ledger", str(where))
+            assert result.exit_code == 2, result.output
+            line = one_line_error(result.stderr)
+            assert line.startswith("bulk: error: ") and expect in line
+            assert "pass --ledger" in line
+        assert path.read_bytes() == HEADER + GOOD  # the input file is untouched
         assert_nothing_happened(path, served)
 
     @pytest.mark.parametrize(
@@ -474,6 +629,26 @@ ROW_ERRORS: list[tuple[str, dict[str, str], str, str]] = [
         "starts with 'aws:', which AWS reserves",
     ),
     (
+        "too-many-tags",
+        {f"tag:k{i:02d}": "x" for i in range(51)},
+        "TooManyTags",
+        "51 tag: columns are set in this row; a configuration set can have at most 50 tags "
+        "(SES API reference, Tag); empty 1 of them",
+    ),
+    (
+        "sending-pool-name-too-long",
+        {"SendingPoolName": "p" * 65},
+        "ValueTooLong",
+        f"column SendingPoolName: '{'p' * 65}' is 65 characters; a dedicated IP pool name is "
+        "at most 64 characters; shorten it",
+    ),
+    (
+        "custom-redirect-domain-too-long",
+        {"CustomRedirectDomain": "a" * 250 + ".com"},
+        "ValueTooLong",
+        "(254 characters) is too long; a domain name is at most 253 characters; shorten it",
+    ),
+    (
         "region",
         {"Region": "mars-north-1x"},
         "InvalidRegion",
@@ -510,6 +685,7 @@ def row_level(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     ):
         env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         env.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
+        env.setenv("AWS_DEFAULT_REGION", REGION)  # as conftest's per-test environment does
         env.setenv("AWS_CONFIG_FILE", "/dev/null")
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         result = provision(path, emulator)
@@ -613,6 +789,37 @@ class TestParquetRowValues:
         latest = latest_by_row(Path(f"{path}.ledger.jsonl"))
         assert (latest[2]["code"], latest[3]["code"]) == ("InvalidBoolean", "InvalidEnum")
         assert "column SendingEnabled: 2 is not a boolean" in latest[2]["message"]
+
+
+class TestDocumentedLimits:
+    @pytest.mark.parametrize("service", ["pinpoint-email", "sesv2"])
+    def test_a_million_character_pool_name_and_51_tags_are_never_sent(
+        self, tmp_path: Path, served: Emulator, service: str
+    ) -> None:
+        path = tmp_path / "tenants.parquet"
+        tags = {f"tag:k{i:02d}": ["x", "x", None] for i in range(51)}
+        parquet(
+            path,
+            {
+                "ConfigurationSetName": ["huge-pool", "many-tags", "fine"],
+                "SendingPoolName": ["p" * 1_000_000, None, "p" * 64],
+                **tags,
+            },
+        )
+        result = provision(path, served, "--service", service)
+        assert result.exit_code == 1, result.output
+        assert served.state.names(SCOPE) == ["fine"]
+        assert set(served.stats()["create_attempts"]) == {"fine"}
+        latest = latest_by_row(Path(f"{path}.ledger.jsonl"))
+        assert latest[1]["status"] == latest[2]["status"] == "invalid"
+        assert latest[1]["code"] == "ValueTooLong"  # and its 51 tags, second
+        assert latest[1]["message"].startswith(
+            f"column SendingPoolName: '{'p' * 80}'... (1000000 characters) is too long; "
+            "a dedicated IP pool name is at most 64 characters; shorten it; 51 tag: columns"
+        )
+        assert len(latest[1]["message"]) < 400
+        assert latest[2]["code"] == "TooManyTags"
+        assert latest[2]["message"].startswith("51 tag: columns are set in this row")
 
 
 class TestFileNames:

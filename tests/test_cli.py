@@ -205,3 +205,27 @@ import bulk.cli
         probe = [sys.executable, "-c", self._POLARS_LOADS]
         loaded = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
         assert loaded.stdout.split() == [seen]
+
+
+class TestDryRunAfterARun:
+    """A dry run shows the ledger's truth: rows failed earlier, rows never sent."""
+
+    def test_failed_rows_are_counted_as_failed_and_would_be_sent(
+        self, tmp_path: Path, threaded_emulator: Any
+    ) -> None:
+        path = write_csv(
+            tmp_path / "t.csv", [{"ConfigurationSetName": f"t-{i}"} for i in range(10)]
+        )
+        with threaded_emulator(EmulatorConfig(rate=0, fault_rate=1.0)) as emulator:
+            args = ("provision", path, "--endpoint-url", emulator.url, "--rate", "0")
+            failed = run_bulk(*args, "--max-attempts", "1", cwd=tmp_path)
+            assert failed.returncode == 1
+            assert "failed 10 · pending 0" in failed.stdout
+            creates = emulator.stats()["calls"]["CreateConfigurationSet"]
+            plan = run_bulk(*args, "--dry-run", cwd=tmp_path)
+            assert emulator.stats()["calls"]["CreateConfigurationSet"] == creates
+        assert plan.returncode == 0, plan.stderr
+        assert "failed 10 · pending 0" in plan.stdout
+        assert "would send 10 rows: 10 recorded earlier but not settled, 0 never sent" in (
+            plan.stdout
+        )

@@ -198,9 +198,11 @@ class TestSignals:
                 for row in range(1, tenants.total + 1)
                 if row not in latest and row not in tenants.invalid_rows
             )
-            assert f"would send {to_send} rows; {len(latest)} settled by earlier runs" in (
+            assert f"pending {to_send}" in plan.stdout
+            assert f"would send {to_send} rows: 0 recorded earlier but not settled, " in (
                 plan.stdout
             )
+            assert f"; {len(latest)} settled by earlier runs" in plan.stdout
 
             guard = NoResend(ledger, emu.stats)
             emu.configure(rate=0)
@@ -209,6 +211,46 @@ class TestSignals:
             assert skipped_line(resumed.stdout) == len(latest)
             guard.check()
             check_invariants(tenants, emu.state.all_names(), emu.stats())
+
+    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+    def test_after_the_signal_no_new_call_starts_at_one_per_second(
+        self, tmp_path: Path, threaded_emulator: ThreadedEmulator, signum: int
+    ) -> None:
+        """AWS's operating point: 1 create/s, a bucket of one, the default concurrency (16
+        workers waiting on the lane's limiter). Only the call in flight may still arrive."""
+        tenants = tenants_file(tmp_path / "t.csv", 60, bad_every=1000)
+        ledger = tenants.ledger
+        with threaded_emulator(EmulatorConfig(rate=1, burst=1)) as emu:
+            args = ("provision", tenants.path, "--endpoint-url", emu.url)
+            with running_bulk(*args, cwd=tmp_path) as proc:
+                assert wait_for_rows(ledger, 3, proc)
+                before = emu.stats()["calls"]["CreateConfigurationSet"]
+                proc.send_signal(signum)
+                signalled = time.monotonic()
+                out, err = proc.communicate(timeout=60)
+                took = time.monotonic() - signalled
+            after = emu.stats()["calls"]["CreateConfigurationSet"]
+        assert proc.returncode == 130, err
+        assert "stopping" in err
+        assert after - before <= 1, f"{after - before} creates arrived after the signal"
+        assert took < 10, f"took {took:.1f} s to stop"
+        assert "interrupted:" in out
+
+    def test_a_signal_stops_a_run_waiting_on_a_very_slow_limit(
+        self, tmp_path: Path, threaded_emulator: ThreadedEmulator
+    ) -> None:
+        tenants = tenants_file(tmp_path / "t.csv", 20, bad_every=1000)
+        with threaded_emulator(EmulatorConfig(rate=0)) as emu:
+            args = ("provision", tenants.path, "--endpoint-url", emu.url, "--rate", "0.0001")
+            with running_bulk(*args, cwd=tmp_path) as proc:
+                assert wait_for_rows(tenants.ledger, 1, proc)
+                proc.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                _, err = proc.communicate(timeout=60)
+                took = time.monotonic() - signalled
+            assert emu.stats()["calls"]["CreateConfigurationSet"] == 1
+        assert proc.returncode == 130, err
+        assert took < 10, f"took {took:.1f} s to stop"
 
     def test_a_second_ctrl_c_exits_at_once_with_the_ledger_whole(
         self, tmp_path: Path, threaded_emulator: ThreadedEmulator
@@ -227,6 +269,7 @@ class TestSignals:
                 _, err = proc.communicate(timeout=60)
             assert proc.returncode == 130, err
             assert "Traceback" not in err
+            assert "exiting now" in err
             before = list(read_records(ledger))  # whole lines only
             assert not any(r.get("kind") == "end" for r in before)  # it did not wait to finish
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import selectors
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,8 +25,19 @@ from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError
 
-from bulk.emulator import Emulator, EmulatorConfig, EmulatorState, make_app, serve_forever
+from bulk.emulator import (
+    ConfigError,
+    Emulator,
+    EmulatorConfig,
+    EmulatorState,
+    make_app,
+    running_emulator,
+    serve_forever,
+    server,
+)
 from bulk.errors import UsageError
+
+from .torture import cli, one_line_error, run_bulk
 
 SIGNED = {
     "Authorization": "AWS4-HMAC-SHA256 Credential=AKIARATE/20240101/us-east-1/ses/aws4_request, "
@@ -189,5 +202,102 @@ class TestServeForever:
             busy.bind(("127.0.0.1", 0))
             busy.listen()
             port = busy.getsockname()[1]
-            with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{port}"):
+            with pytest.raises(UsageError) as caught:
                 serve_forever(EmulatorConfig(), host="127.0.0.1", port=port)
+        assert str(caught.value) == (
+            f"cannot listen on 127.0.0.1:{port}: address already in use; "
+            "pass --port 0 for any free port, or another port"
+        )
+
+    @pytest.mark.parametrize("port", [-1, 65536, 99999])
+    async def test_a_port_out_of_range_is_a_config_error(self, port: int) -> None:
+        with pytest.raises(ConfigError, match=f"port must be between 0 and 65535, got {port}"):
+            async with running_emulator(port=port):
+                pass
+
+
+def busy_port() -> socket.socket:
+    """A socket listening on a free loopback port: that port is then in use."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    return busy
+
+
+class TestEmulateCommand:
+    """``bulk emulate`` with a bad option or an address it cannot use: exit 2, one line."""
+
+    def test_a_busy_port_is_one_line_and_exit_2(self, tmp_path: Path) -> None:
+        with busy_port() as busy:
+            port = busy.getsockname()[1]
+            result = run_bulk("emulate", "--port", str(port), cwd=tmp_path, timeout=60)
+        assert result.returncode == 2
+        assert one_line_error(result.stderr) == (
+            f"bulk: error: cannot listen on 127.0.0.1:{port}: address already in use; "
+            "pass --port 0 for any free port, or another port"
+        )
+        assert result.stdout == ""
+
+    def test_the_default_port_in_use_mentions_localstack(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # 4566 itself may be free or taken on the machine running the tests: stand in for it.
+        def taken(host: str, port: int) -> socket.socket:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+
+        monkeypatch.setattr(server, "_listen", taken)
+        result = cli("emulate")
+        assert result.exit_code == 2
+        assert one_line_error(result.stderr) == (
+            "bulk: error: cannot listen on 127.0.0.1:4566: address already in use "
+            "(LocalStack uses 4566 too); pass --port 0 for any free port, or another port"
+        )
+
+    def test_an_address_not_of_this_machine_is_one_line(self) -> None:
+        # 192.0.2.1 is TEST-NET-1 (RFC 5737): no interface has it, and nothing is sent to it.
+        result = cli("emulate", "--host", "192.0.2.1", "--port", "0")
+        assert result.exit_code == 2
+        line = one_line_error(result.stderr)
+        assert line.startswith("bulk: error: cannot listen on 192.0.2.1:0: ")
+        assert "pass --host 127.0.0.1" in line
+
+    @pytest.mark.parametrize(
+        ("options", "expect"),
+        [
+            (["--fault-rate", "2"], "--fault-rate must be between 0 and 1, got 2.0"),
+            (["--ambiguous-rate", "-0.1"], "--ambiguous-rate must be between 0 and 1, got -0.1"),
+            (
+                ["--fault-rate", "0.6", "--ambiguous-rate", "0.6"],
+                "--fault-rate + --ambiguous-rate must be at most 1, got 0.6 + 0.6",
+            ),
+            (["--rate", "-1"], "--rate must be at least 0, got -1.0"),
+            (["--rate", "nan"], "--rate must be a number (at least 0), got nan"),
+            (["--rate", "inf"], "--rate must be a number (at least 0), got inf"),
+            (["--burst", "0"], "--burst must be at least 1, got 0"),
+            (["--latency-ms", "-5"], "--latency-ms must be at least 0, got -5.0"),
+            (["--max-sets", "-1"], "--max-sets must be at least 0, got -1"),
+            (["--port", "99999"], "--port must be between 0 and 65535, got 99999"),
+            (["--port", "-1"], "--port must be between 0 and 65535, got -1"),
+        ],
+    )
+    def test_a_bad_option_is_one_line_and_exit_2(self, options: list[str], expect: str) -> None:
+        result = cli("emulate", *options)
+        assert result.exit_code == 2
+        assert one_line_error(result.stderr) == f"bulk: error: {expect}"
+        assert result.stdout == "", "it started listening"
+
+
+class TestHelp:
+    def test_the_command_list_shows_each_description_whole(self) -> None:
+        result = cli("--help")
+        assert result.exit_code == 0
+        commands = result.stdout.split("Commands:")[1]
+        assert "Run a local Pinpoint Email / SES v2 emulator." in commands
+        assert "Create a configuration set per row of INPUT." in commands
+        assert "..." not in commands
+
+    def test_lane_is_explained_where_help_uses_it(self) -> None:
+        for command in ("provision", "emulate"):
+            text = " ".join(cli(command, "--help").stdout.split())
+            if "lane" in text:
+                assert "a lane is one service, account (profile) and Region" in text

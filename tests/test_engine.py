@@ -223,3 +223,14 @@ class TestLimits:
         assert limit_errors == 1  # no more creates after the quota stop
         statuses = Counter(r["status"] for r in row_records(tmp_path / "t.csv.ledger.jsonl"))
         assert statuses == {"created": 20, "failed": 1}
+
+
+class TestLibraryEmulator:
+    async def test_settings_emulator_starts_the_embedded_emulator(self, tmp_path: Path) -> None:
+        """``Settings(emulator=True)`` from Python runs against the emulator, as --emulator
+        does: nothing reaches AWS (the tests have no network), every row is created."""
+        path = write_csv(tmp_path / "t.csv", tenants(3))
+        summary = await provision(path, Settings(emulator=True, rate=0, emulator_rate=0))
+        assert summary.counts["created"] == 3 and summary.exit_code == 0
+        header = next(iter(read_records(Path(summary.ledger))))
+        assert header["target"]["endpoint"] == "emulator"

@@ -550,6 +550,47 @@ class TestCompatibility:
             assert ledger.index.action(LANE, "a", "00000000000000bb") is Action.DRIFT
 
 
+class TestCheckPath:
+    """Paths that can never hold a ledger are refused before anything is sent."""
+
+    def test_a_new_or_existing_ledger_file_is_fine(self, tmp_path: Path) -> None:
+        source = tmp_path / "tenants.csv"
+        source.write_text("ConfigurationSetName\nacme\n")
+        Ledger.check_path(tmp_path / "new.jsonl", source)
+        (tmp_path / "old.jsonl").write_text("")
+        Ledger.check_path(tmp_path / "old.jsonl", source)
+
+    @pytest.mark.parametrize("how", ["same", "relative", "hard-link", "symlink", "missing"])
+    def test_the_input_file_itself(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        source = tmp_path / "tenants.csv"
+        if how != "missing":
+            source.write_text("ConfigurationSetName\nacme\n")
+        ledger = {"same": source, "relative": Path("tenants.csv"), "missing": source}.get(
+            how, tmp_path / "other.csv"
+        )
+        if how == "hard-link":
+            os.link(source, ledger)
+        elif how == "symlink":
+            ledger.symlink_to(source)
+        with pytest.raises(LedgerError, match="is the input file itself; the ledger must be"):
+            Ledger.check_path(ledger, source)
+
+    @pytest.mark.parametrize("kind", ["device", "directory", "fifo"])
+    def test_not_a_regular_file(self, tmp_path: Path, kind: str) -> None:
+        ledger = tmp_path / "ledger.jsonl"
+        if kind == "device":
+            ledger = Path("/dev/null")
+        elif kind == "directory":
+            ledger.mkdir()
+        else:
+            os.mkfifo(ledger)
+        with pytest.raises(LedgerError, match="not a regular file; bulk appends to the ledger"):
+            Ledger.check_path(ledger, tmp_path / "tenants.csv")
+
+
 class TestLock:
     def test_a_second_open_in_this_process_is_refused(self, path: Path) -> None:
         with open_ledger(path):

@@ -283,6 +283,20 @@ class TestQuota:
         for record in quota:
             assert latest[record["row"]]["status"] == "created"
 
+    async def test_a_quota_stop_cancels_the_calls_waiting_on_the_lanes_limit(
+        self, tmp_path: Path, emulator_factory: EmulatorFactory
+    ) -> None:
+        """16 workers wait on a 20/s limiter when the quota runs out: none of them sends."""
+        tenants = tenants_file(tmp_path / "t.csv", 40, bad_every=1000)
+        async with emulator_factory(EmulatorConfig(rate=0, max_sets=5)) as emu:
+            settings = emulator_settings(emu, rate=20.0, burst=1, concurrency=16)
+            stopped = await run_engine(tenants.path, settings)
+            limit_errors = emu.stats()["errors"]["LimitExceededException"]
+        assert stopped.quota_stops == ("pinpoint-email/default/us-east-1",)
+        # One call at a time is in flight at 20/s: the one that met the limit, maybe one more.
+        assert 1 <= limit_errors <= 2, f"{limit_errors} creates met the limit"
+        assert stopped.pending == 40 - 5 - limit_errors
+
 
 class TestResumeWork:
     """A resume redoes nothing that is settled: no call, and no record written again."""

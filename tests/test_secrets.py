@@ -220,7 +220,8 @@ class TestEmulatorBindsLoopback:
         path = write_csv(tmp_path / "t.csv", [{"ConfigurationSetName": "acme"}])
         result = invoke("provision", path, "--emulator", "--rate", "0")
         assert result.exit_code == 0, result.output
-        assert result.stderr.startswith("bulk: emulator at http://127.0.0.1:")
+        assert result.stderr.startswith("bulk: Region us-east-1 (")
+        assert " · emulator at http://127.0.0.1:" in result.stderr.splitlines()[0]
 
     def test_the_host_option_defaults_to_loopback(self) -> None:
         emulate = main.commands["emulate"]  # type: ignore[attr-defined]

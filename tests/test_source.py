@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
+import lzma
+import os
 import subprocess
 import sys
 import threading
@@ -102,6 +106,51 @@ class TestOpenSource:
     )
     def test_other_formats_named_csv(self, tmp_path: Path, head: bytes, what: str) -> None:
         assert what in input_error(write(tmp_path, head + b"\x00" * 64))
+
+    @pytest.mark.parametrize(
+        ("compress", "what"),
+        [
+            (gzip.compress, "gzip-compressed, not CSV text; decompress it first (gunzip -c"),
+            (bz2.compress, "bzip2-compressed, not CSV text; decompress it first (bunzip2 -c"),
+            (lzma.compress, "xz-compressed, not CSV text; decompress it first (unxz -c"),
+            (lambda data: b"\x28\xb5\x2f\xfd" + data, "zstd-compressed, not CSV text"),
+        ],
+        ids=["gzip", "bzip2", "xz", "zstd"],
+    )
+    def test_compressed(self, tmp_path: Path, compress: Any, what: str) -> None:
+        assert what in input_error(
+            write(tmp_path, compress(f"{HEADER}\nacme,true,REQUIRE\n".encode()))
+        )
+
+    @pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+    def test_compressed_by_its_extension(self, tmp_path: Path, suffix: str) -> None:
+        message = input_error(write(tmp_path, "x", f"tenants.csv{suffix}"))
+        assert f"-compressed (extension '{suffix}'); decompress it first" in message
+
+    def test_a_header_starting_like_bzip2_is_not_taken_for_it(self, tmp_path: Path) -> None:
+        message = input_error(write(tmp_path, "BZh9,ConfigurationSetName\nx,acme\n"))
+        assert message.startswith("unknown column 'BZh9'")
+
+    @pytest.mark.parametrize(("sep", "word"), [("\t", "tab"), (";", "semicolon")])
+    def test_another_separator(self, tmp_path: Path, sep: str, word: str) -> None:
+        data = f"{HEADER}\nacme,true,REQUIRE\n".replace(",", sep)
+        message = input_error(write(tmp_path, data))
+        assert f"the file looks {word}-separated; bulk reads comma-separated CSV" in message
+
+    def test_a_one_column_file_is_fine(self, tmp_path: Path) -> None:
+        assert open_source(write(tmp_path, "ConfigurationSetName\nacme\n")).count() == 1
+
+    @pytest.mark.parametrize("bom", ["", "\ufeff"])
+    def test_a_comment_line(self, tmp_path: Path, bom: str) -> None:
+        message = input_error(write(tmp_path, f'{bom}# from "crm"\n{HEADER}\nacme,true,REQUIRE\n'))
+        assert "line 1 is a comment, '# from \"crm\"'; comment lines are not allowed" in message
+
+    def test_standard_input_and_pipes(self, tmp_path: Path) -> None:
+        assert input_error(Path("-")).startswith("-: standard input cannot be INPUT; bulk reads")
+        fifo = tmp_path / "tenants.csv"
+        os.mkfifo(fifo)
+        assert "tenants.csv: is a pipe" in input_error(fifo)
+        assert "/dev/null: is a character device" in input_error(Path("/dev/null"))
 
     def test_no_name_column(self, tmp_path: Path) -> None:
         message = input_error(write(tmp_path, "SendingEnabled\ntrue\n"))

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import importlib.metadata
+import threading
+from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,11 +25,17 @@ from botocore.exceptions import (
 from bulk.models import Lane
 from bulk.target import CallKind, ClientSettings, TargetPool, classify_exception
 
+from .torture import cli, latest_by_row, one_line_error
+
 
 def client_error(code: str, status: int, message: str = "m") -> ClientError:
     response = {
         "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "req-1"},
+        "ResponseMetadata": {
+            "HTTPStatusCode": status,
+            "RequestId": "req-1",
+            "HTTPHeaders": {"content-type": "application/json", "x-amzn-requestid": "req-1"},
+        },
     }
     return ClientError(response, "CreateConfigurationSet")  # type: ignore[arg-type]
 
@@ -56,7 +68,44 @@ class TestServiceErrors:
 
     def test_only_transient_kinds_are_retried(self) -> None:
         retryable = {kind for kind in CallKind if kind.retryable}
-        assert retryable == {CallKind.THROTTLED, CallKind.UNSENT, CallKind.AMBIGUOUS}
+        assert retryable == {
+            CallKind.THROTTLED,
+            CallKind.UNSENT,
+            CallKind.AMBIGUOUS,
+            CallKind.FOREIGN,
+        }
+
+    @pytest.mark.parametrize(
+        ("status", "headers"),
+        [
+            (403, {"content-type": "text/html"}),  # a proxy's "forbidden" page
+            (400, {"content-type": "text/html", "x-amzn-requestid": "r"}),
+            (500, {"content-type": "application/json"}),  # no request id
+        ],
+    )
+    def test_an_error_that_is_not_the_services_is_foreign(
+        self, status: int, headers: dict[str, str]
+    ) -> None:
+        response = {
+            "Error": {"Code": str(status), "Message": "<html>Forbidden</html>"},
+            "ResponseMetadata": {
+                "HTTPStatusCode": status,
+                "RequestId": headers.get("x-amzn-requestid"),
+                "HTTPHeaders": headers,
+            },
+        }
+        result = classify_exception(ClientError(response, "CreateConfigurationSet"))  # type: ignore[arg-type]
+        assert result is not None and result.kind is CallKind.FOREIGN
+        assert f"HTTP {status}" in result.message
+        assert "<html>" not in result.message
+
+    def test_a_429_slows_down_whoever_sends_it(self) -> None:
+        response = {
+            "Error": {"Code": "429", "Message": "slow down"},
+            "ResponseMetadata": {"HTTPStatusCode": 429, "HTTPHeaders": {}},
+        }
+        result = classify_exception(ClientError(response, "CreateConfigurationSet"))  # type: ignore[arg-type]
+        assert result is not None and result.kind is CallKind.THROTTLED
 
 
 class TestTransportErrors:
@@ -101,7 +150,7 @@ class TestClient:
 
         async def answer(request: web.Request) -> web.Response:
             seen.append(request.headers.get("User-Agent", ""))
-            return web.json_response({})
+            return web.json_response({}, headers={"x-amzn-RequestId": "req-1"})
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", answer)
@@ -123,3 +172,115 @@ class TestClient:
         for agent in seen:
             assert agent.startswith(f"bulk/{version} aiobotocore/"), agent
             assert ("app/migration-day#7" in agent) is (app_id is not None), agent
+
+
+class FakeEndpoint:
+    """A plain HTTP server on 127.0.0.1 answering every request as ``answer`` says.
+
+    ``answer(method, path)`` returns (status, content type, body, with a request id).
+    Requests seen are counted by method.
+    """
+
+    def __init__(self, answer: Callable[[str, str], tuple[int, str, bytes, bool]]) -> None:
+        self.answer = answer
+        self.calls: Counter[str] = Counter()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                endpoint.calls[self.command] += 1
+                status, content_type, body, request_id = endpoint.answer(self.command, self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                if request_id:
+                    self.send_header("x-amzn-RequestId", "req-fake")
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _reply
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+HTML = b"<html><body>Welcome to the portal</body></html>"
+LIST_OK = (200, "application/json", b'{"ConfigurationSets":[]}', True)
+
+
+def provision_against(url: str, tmp_path: Path, *more: str) -> Any:
+    path = tmp_path / "plain.csv"
+    path.write_text("ConfigurationSetName\nacme\nglobex\n")
+    return cli("provision", path, "--endpoint-url", url, "--rate", "0", *more)
+
+
+class TestNotTheServicesAnswer:
+    """An answer that is not the service's is never a success (no request id, not JSON)."""
+
+    def test_a_200_html_endpoint_fails_the_preflight_naming_it(self, tmp_path: Path) -> None:
+        with FakeEndpoint(lambda m, p: (200, "text/html", HTML, False)) as fake:
+            result = provision_against(fake.url, tmp_path)
+        assert result.exit_code == 3
+        line = one_line_error(result.stderr)
+        assert fake.url in line and "HTTP 200 (text/html)" in line
+        assert "not the service" in line
+        assert fake.calls["POST"] == 0, "a create was sent"
+        assert not (tmp_path / "plain.csv.ledger.jsonl").exists()
+
+    def test_a_proxys_403_page_names_the_endpoint_and_status_not_credentials(
+        self, tmp_path: Path
+    ) -> None:
+        with FakeEndpoint(lambda m, p: (403, "text/html", HTML, False)) as fake:
+            result = provision_against(fake.url, tmp_path)
+        assert result.exit_code == 3
+        line = one_line_error(result.stderr)
+        assert fake.url in line and "HTTP 403" in line
+        assert "sso" not in line and "<html>" not in line and "portal" not in line
+
+    def test_creates_answered_200_html_are_retried_and_never_settle(self, tmp_path: Path) -> None:
+        def answer(method: str, path: str) -> tuple[int, str, bytes, bool]:
+            return LIST_OK if method == "GET" else (200, "text/html", HTML, False)
+
+        with FakeEndpoint(answer) as fake:
+            result = provision_against(fake.url, tmp_path, "--max-attempts", "2")
+            again = provision_against(fake.url, tmp_path, "--max-attempts", "2")
+        assert result.exit_code == 1 and again.exit_code == 1
+        assert fake.calls["POST"] == 8, "each run tries each row twice"
+        records = latest_by_row(tmp_path / "plain.csv.ledger.jsonl")
+        assert {r["status"] for r in records.values()} == {"failed"}
+        assert all(r["ambiguous"] for r in records.values())
+        assert "not the service" in records[1]["message"]
+
+    def test_a_json_200_without_a_request_id_is_not_a_success(self, tmp_path: Path) -> None:
+        def answer(method: str, path: str) -> tuple[int, str, bytes, bool]:
+            return LIST_OK if method == "GET" else (200, "application/json", b"{}", False)
+
+        with FakeEndpoint(answer) as fake:
+            result = provision_against(fake.url, tmp_path, "--max-attempts", "1")
+        assert result.exit_code == 1
+        records = latest_by_row(tmp_path / "plain.csv.ledger.jsonl")
+        assert {r["status"] for r in records.values()} == {"failed"}
+
+    def test_https_to_a_plain_http_server_is_systemic_and_says_use_http(
+        self, tmp_path: Path
+    ) -> None:
+        with FakeEndpoint(lambda m, p: LIST_OK) as fake:
+            result = provision_against(fake.url.replace("http://", "https://"), tmp_path)
+        assert result.exit_code == 3
+        line = one_line_error(result.stderr)
+        assert "TLS" in line and "http://" in line
+        assert fake.calls["POST"] == 0

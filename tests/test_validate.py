@@ -10,7 +10,7 @@ import pytest
 
 from bulk.errors import UsageError
 from bulk.models import Lane, Outcome, Record, Row, Status
-from bulk.validate import Validator, columns_for, show
+from bulk.validate import Validator, _limit_problems, _limits, columns_for, show
 
 REGION = "us-east-1"
 
@@ -320,6 +320,79 @@ class TestInvalidRows:
         )
         assert outcome.code == code
         assert message in outcome.message
+
+    @pytest.mark.parametrize("service", ["pinpoint-email", "sesv2"])
+    @pytest.mark.parametrize(
+        ("values", "code", "message"),
+        [
+            (
+                {f"tag_k{i:02d}": "x" for i in range(51)},
+                "TooManyTags",
+                "51 tag: columns are set in this row; a configuration set can have at most 50 "
+                "tags (SES API reference, Tag); empty 1 of them",
+            ),
+            (
+                {"SendingPoolName": "p" * 65},
+                "ValueTooLong",
+                f"column SendingPoolName: '{'p' * 65}' is 65 characters; a dedicated IP pool "
+                "name is at most 64 characters; shorten it",
+            ),
+            (
+                {"SendingPoolName": "p" * 1_000_000},
+                "ValueTooLong",
+                "... (1000000 characters) is too long; a dedicated IP pool name is at most 64",
+            ),
+            (
+                {"CustomRedirectDomain": "d" * 254},
+                "ValueTooLong",
+                "(254 characters) is too long; a domain name is at most 253 characters",
+            ),
+        ],
+        ids=["tags", "pool-name", "pool-name-million", "redirect-domain"],
+    )
+    def test_documented_limits_the_models_lack(
+        self, service: str, values: dict[str, Any], code: str, message: str
+    ) -> None:
+        outcome = invalid(validator(service).validate(record(**values)))
+        assert outcome.code == code
+        assert message in outcome.message
+        assert len(outcome.message) < 300
+
+    @pytest.mark.parametrize("service", ["pinpoint-email", "sesv2"])
+    def test_values_at_the_documented_limits_pass(self, service: str) -> None:
+        tags: dict[str, Any] = {f"tag_k{i:02d}": "x" for i in range(50)}
+        done = row(
+            validator(service).validate(
+                record(SendingPoolName="p" * 64, CustomRedirectDomain="d" * 253, **tags)
+            )
+        )
+        assert len(done.request["Tags"]) == 50
+        # Empty tag cells are not tags: they do not count.
+        empty: dict[str, Any] = {f"tag_e{i:02d}": None for i in range(10)}
+        assert len(row(validator(service).validate(record(**tags, **empty))).request["Tags"]) == 50
+
+    def test_every_min_and_max_of_the_model_is_checked(self) -> None:
+        # Read from the model, not a table: sesv2's ArchiveArn has min 20, max 1011 there.
+        limits = {limit.path: limit for limit in _limits("sesv2")}
+        archive = limits[("ArchivingOptions", "ArchiveArn")]
+        assert (archive.minimum, archive.maximum, archive.rule) == (20, 1011, "")
+        delivery = limits[("DeliveryOptions", "MaxDeliverySeconds")]
+        assert (delivery.minimum, delivery.maximum) == (300, 50400)
+        arn = "arn:aws:ses:us-east-1:123456789012:mailmanager-archive/a-" + "x" * 1000
+        (long,) = _limit_problems({"ArchivingOptions": {"ArchiveArn": arn}}, list(limits.values()))
+        assert long.code == "ValueTooLong"
+        assert f"column ArchiveArn: {show(arn)} is too long; at most 1011 characters" in (
+            long.message
+        )
+        (short,) = _limit_problems({"ArchivingOptions": {"ArchiveArn": "arn"}}, [archive])
+        assert short.message == (
+            "column ArchiveArn: 'arn' is 3 characters; at least 20 characters; lengthen it"
+        )
+        (number,) = _limit_problems({"DeliveryOptions": {"MaxDeliverySeconds": 9}}, [delivery])
+        assert (number.code, number.message) == (
+            "InvalidNumber",
+            "column MaxDeliverySeconds: 9 is out of range (300-50400)",
+        )
 
     def test_botocore_param_validation_is_applied(self) -> None:
         # TrackingOptions requires CustomRedirectDomain: only the model says so.

@@ -243,9 +243,15 @@ def cli(*args: str | Path) -> Result:
 
 
 def one_line_error(stderr: str) -> str:
-    """A user's error is one line on stderr, ``bulk: error: ...``, and no traceback."""
+    """A user's error is one line on stderr, ``bulk: error: ...``, and no traceback.
+
+    A run that started says first where it sends (``bulk: Region ...``); a bad input file
+    stops it before that line.
+    """
     assert "Traceback" not in stderr, stderr
     lines = stderr.strip().splitlines()
+    if len(lines) == 2 and lines[0].startswith("bulk: Region "):
+        del lines[0]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("bulk: error: "), stderr
     return lines[0]

@@ -20,11 +20,21 @@ OPERATIONS = (
 )
 
 
+# The ports a TCP socket can bind; 0 asks the system for any free one.
+MAX_PORT = 65535
+
+
 class ConfigError(UsageError, ValueError):
     """A setting is out of range or of the wrong type; the message names it and quotes the value.
 
     A ``UsageError``, so ``bulk emulate --fault-rate 2`` ends as a one-line message with exit 2.
+    ``settings`` are the names the message uses for the settings at fault (``fault_rate``), so
+    that a command line can say its own option names instead (``--fault-rate``).
     """
+
+    def __init__(self, message: str, *settings: str) -> None:
+        super().__init__(message)
+        self.settings = settings
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,9 @@ class EmulatorConfig:
         if self.fault_rate + self.ambiguous_rate > 1.0:
             raise ConfigError(
                 f"fault_rate + ambiguous_rate must be at most 1, got "
-                f"{self.fault_rate!r} + {self.ambiguous_rate!r}"
+                f"{self.fault_rate!r} + {self.ambiguous_rate!r}",
+                "fault_rate",
+                "ambiguous_rate",
             )
         for name in ("burst", "other_burst"):
             _check_int(name, getattr(self, name), low=1)
@@ -72,7 +84,9 @@ class EmulatorConfig:
             _check_int("seed", self.seed, low=None)
         unknown = set(self.fault_operations) - set(OPERATIONS)
         if unknown:
-            raise ConfigError(f"fault_operations: unknown operation(s) {sorted(unknown)!r}")
+            raise ConfigError(
+                f"fault_operations: unknown operation(s) {sorted(unknown)!r}", "fault_operations"
+            )
 
     def replace(self, changes: Mapping[str, Any]) -> EmulatorConfig:
         """A copy with ``changes`` applied (JSON-friendly: lists become frozensets)."""
@@ -84,7 +98,9 @@ class EmulatorConfig:
         if "fault_operations" in values:
             operations = values["fault_operations"]
             if isinstance(operations, str) or not isinstance(operations, list | tuple | set):
-                raise ConfigError(f"fault_operations must be a list, got {operations!r}")
+                raise ConfigError(
+                    f"fault_operations must be a list, got {operations!r}", "fault_operations"
+                )
             values["fault_operations"] = frozenset(operations)
         return dataclasses.replace(self, **values)
 
@@ -95,16 +111,25 @@ class EmulatorConfig:
         return values
 
 
+def check_port(port: object) -> None:
+    """Raise ``ConfigError`` unless ``port`` is a TCP port, 0 to 65535 (0: any free port)."""
+    _check_int("port", port, low=0, high=MAX_PORT)
+
+
 def _check_number(name: str, value: object, *, low: float, high: float | None = None) -> None:
+    bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
+        raise ConfigError(f"{name} must be a number ({bounds}), got {value!r}", name)
     if value < low or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise ConfigError(f"{name} must be {bounds}, got {value!r}")
+        raise ConfigError(f"{name} must be {bounds}, got {value!r}", name)
 
 
-def _check_int(name: str, value: object, *, low: int | None) -> None:
+def _check_int(name: str, value: object, *, low: int | None, high: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if low is not None and value < low:
-        raise ConfigError(f"{name} must be at least {low}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer, got {value!r}", name)
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            bounds = f"at least {low}"
+        else:
+            bounds = f"at most {high}" if low is None else f"between {low} and {high}"
+        raise ConfigError(f"{name} must be {bounds}, got {value!r}", name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import queue
 import signal
 import socket
@@ -16,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bulk.emulator.app import EmulatorRuntime, app_for
-from bulk.emulator.config import EmulatorConfig
+from bulk.emulator.config import EmulatorConfig, check_port
 from bulk.emulator.state import EmulatorState
 from bulk.errors import UsageError
 
@@ -74,8 +76,10 @@ async def running_emulator(
     ``port=0`` picks a free port; the ``Emulator`` yielded has the URL to use as
     ``endpoint_url``. Pass ``state`` from an earlier emulator to keep its configuration sets.
     It shares the loop with the caller, so use async clients (aiobotocore) in the block: a
-    blocking client would stall the loop that serves it (see ``threaded_emulator``).
+    blocking client would stall the loop that serves it (see ``threaded_emulator``). Raises
+    ``ConfigError`` for a port outside 0..65535, ``OSError`` when it cannot listen.
     """
+    check_port(port)
     runtime = EmulatorRuntime(
         config if config is not None else EmulatorConfig(),
         state if state is not None else EmulatorState(),
@@ -146,7 +150,8 @@ def serve_forever(config: EmulatorConfig, *, host: str, port: int) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM, for ``bulk emulate``; then return.
 
     Prints the URL and the settings first, and a one-line summary of the counters at the end.
-    Raises ``UsageError`` when it cannot listen on ``host:port``.
+    Raises ``UsageError`` when it cannot listen on ``host:port`` (the message says why, and
+    what to pass instead), ``ConfigError`` (a ``UsageError`` too) for a port out of range.
     """
     # Ctrl-C normally arrives as a signal handled by the loop; KeyboardInterrupt can still
     # escape where the loop cannot install handlers (Windows, or outside the main thread).
@@ -171,7 +176,7 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
                     running_emulator(config, host=host, port=port)
                 )
             except OSError as exc:
-                raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+                raise UsageError(_cannot_listen(host, port, exc)) from exc
             print(f"bulk emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
             for line in describe(config, emulator.url):
                 print(f"  {line}", flush=True)
@@ -209,13 +214,45 @@ def describe(config: EmulatorConfig, url: str) -> list[str]:
     ]
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """What ``bulk emulate`` says when binding ``host:port`` failed with ``exc``, and what to do."""
+    where = f"cannot listen on {_authority(host, port)}"
+    code = exc.errno
+    if code == errno.EADDRINUSE:
+        also = " (LocalStack uses 4566 too)" if port == 4566 else ""
+        return (
+            f"{where}: address already in use{also}; "
+            "pass --port 0 for any free port, or another port"
+        )
+    if code == errno.EADDRNOTAVAIL:
+        return (
+            f"{where}: no network interface of this machine has that address; "
+            "pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)"
+        )
+    if code == errno.EACCES:
+        return (
+            f"{where}: permission denied (ports below 1024 need privileges); "
+            "pass --port 0 for any free port, or one above 1023"
+        )
+    # Name resolution failed: socket.create_server re-raises a gaierror as an OSError that
+    # keeps its (negative) EAI_* code.
+    if isinstance(exc, socket.gaierror) or (code is not None and code < 0):
+        return f"{where}: cannot resolve host {host!r}; pass an IP address such as 127.0.0.1"
+    reason = os.strerror(code) if code else str(exc)
+    return f"{where}: {reason}; pass another --host or --port"
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, backlog=512)
 
 
 def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{_authority(host, port)}"
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _or(value: int | None, default: str) -> str:
