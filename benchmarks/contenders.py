@@ -50,9 +50,9 @@ class ClientRun:
 
 
 def engine_import_error() -> str | None:
-    """Why ``bulk.engine`` cannot be imported yet, or ``None`` when it can."""
+    """Why ``bulk.engine.pipeline`` cannot be imported yet, or ``None`` when it can."""
     try:
-        import bulk.engine  # noqa: F401
+        import bulk.engine.pipeline  # noqa: F401
     except ImportError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -77,7 +77,7 @@ def run_engine(
     read) and ends when ``provision`` returns (the ledger closed): both ends count a little
     of the engine's own work against it.
     """
-    from bulk.engine import provision
+    from bulk.commands.provision import provision
     from bulk.settings import Settings
 
     settings = Settings(
@@ -199,7 +199,7 @@ def run_aiobotocore(
     """``tasks`` tasks pull from one iterator; with ``rate``, every attempt takes a token.
 
     With ``engine_client`` the client is configured as the engine configures its own
-    (:func:`bulk.target.client_config`); otherwise as a script would: defaults, retries off.
+    (:func:`bulk.engine.target.client_config`); otherwise as a script would: defaults, retries off.
     """
     cpu = time.process_time()
     run = asyncio.run(
@@ -227,7 +227,7 @@ async def _aiobotocore(
 
     start = time.perf_counter()
     if engine_client:
-        from bulk.target import ClientSettings, client_config
+        from bulk.engine.target import ClientSettings, client_config
 
         config = client_config(ClientSettings(pool_size=tasks))
     else:

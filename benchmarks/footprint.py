@@ -1,10 +1,10 @@
 """Scenarios 4 and 5: peak memory as the input grows, and resuming a settled million-row ledger.
 
 Both run ``bulk provision`` as a child process, the way users run it, and read the child's own
-peak RSS from ``wait4``. The settled ledger is written through ``bulk.ledger.Ledger`` with
-digests from ``bulk.validate.Validator``, so it is the ledger the engine itself would have
+peak RSS from ``wait4``. The settled ledger is written through ``bulk.ledger.writer.Ledger`` with
+digests from ``bulk.input.validate.Validator``, so it is the ledger the engine itself would have
 left behind after creating every row: no format is guessed here. Closing it saves its resume
-index beside it when it is big enough (``bulk.snapshot``), as a real run's close does; each
+index beside it when it is big enough (``bulk.ledger.index_file``), as a real run's close does; each
 scenario also runs on the ledger alone, as when it was copied without its index (a run killed
 outright leaves the index of its last checkpoint, up to 30 s old).
 """
@@ -29,7 +29,7 @@ from benchmarks.harness import (
 from benchmarks.report import Check, Section
 
 MEMORY_LIMIT_MB = 250.0
-MIN_INDEXED = 50_000  # bulk.snapshot.MIN_RECORDS, checked in _settled_copy
+MIN_INDEXED = 50_000  # bulk.ledger.index_file.MIN_RECORDS, checked in _settled_copy
 GROWTH_LIMIT = 1.2
 RESUME_LIMIT_S = 5.0
 
@@ -126,7 +126,7 @@ def memory(ctx: Context) -> Section:
 
 def _settled_copy(ctx: Context, rows: int, use: str, *, with_index: bool) -> Path:
     """A copy of the settled ledger a run may append to; with its saved index, if it has one."""
-    from bulk.snapshot import MIN_RECORDS, index_path
+    from bulk.ledger.index_file import MIN_RECORDS, index_path
 
     assert MIN_RECORDS == MIN_INDEXED, "update MIN_INDEXED"
     ws = ctx.workspace
@@ -176,14 +176,14 @@ def write_settled_ledger(input_path: Path, ledger_path: Path, url: str) -> int:
     validator's digest, then the end record: what ``bulk provision`` leaves after a full run.
     Returns the number of row records written.
     """
-    from bulk.ledger import Ledger
+    from bulk.engine.intake import Planner, Send
+    from bulk.engine.summary import RunStats
+    from bulk.input.source import open_source
+    from bulk.input.validate import Validator
+    from bulk.ledger.index import ResumeIndex
+    from bulk.ledger.writer import Ledger
     from bulk.models import Outcome, Status, Target
-    from bulk.plan import Planner, Send
-    from bulk.resume import ResumeIndex
     from bulk.settings import Settings
-    from bulk.source import open_source
-    from bulk.summary import RunStats
-    from bulk.validate import Validator
 
     settings = Settings(
         service=SERVICE, region=REGION, endpoint_url=url, ledger=ledger_path, rate=100.0, burst=5
@@ -248,7 +248,7 @@ def resume(ctx: Context) -> Section:
         section.notes.append(f"engine not measured: {problem}")
         section.checks.append(Check("resume wall time", f"≤ {RESUME_LIMIT_S:g} s", "n/a", None))
         return section
-    from bulk.snapshot import index_path
+    from bulk.ledger.index_file import index_path
 
     ws = ctx.workspace
     with EmulatorProcess(ws.root, port=ws.port, rate=100.0, burst=5) as emulator:

@@ -8,7 +8,8 @@ machine is shared:
 - the bare loop as a script would write it: a default client, retries off (the issue's
   baseline);
 - the same loop with the client configured as the engine configures its own
-  (:func:`bulk.target.client_config`): what the engine's own work costs, apart from how cheaply
+  (:func:`~bulk.engine.target.client_config`): what the engine's own work costs, apart from how
+  cheaply
   its client makes each call;
 - the engine.
 
@@ -146,7 +147,7 @@ def overhead(ctx: Context) -> Section:
         "the CSV, the pre-flight call and closing the ledger included.",
         "bare loop: one aiobotocore client, retries off, tasks pulling prepared request dicts "
         "from one shared iterator; wall includes creating and closing the client.",
-        "same-client: that loop with the engine's client configuration (bulk.target."
+        "same-client: that loop with the engine's client configuration (bulk.engine.target."
         "client_config): a fixed User-Agent, so botocore does not rebuild it for each request, "
         "and no parameter validation, which the engine's validator has already done for each "
         "row. The engine ÷ same-client ratio is what the engine's own work costs.",

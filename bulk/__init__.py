@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bulk.engine.summary import RunStats, Summary
 from bulk.errors import (
     BulkError,
     InputError,
@@ -19,10 +20,9 @@ from bulk.errors import (
 )
 from bulk.models import Lane, Outcome, Record, Row, Status
 from bulk.settings import Settings
-from bulk.summary import RunStats, Summary
 
 if TYPE_CHECKING:
-    from bulk.engine import provision
+    from bulk.commands.provision import provision
 
 __all__ = [
     "BulkError",
@@ -45,7 +45,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "provision":
-        from bulk.engine import provision
+        from bulk.commands.provision import provision
 
         return provision
     raise AttributeError(f"module 'bulk' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# polars' allocator (jemalloc) reads this once, as polars loads (through bulk.engine below;
+# polars' allocator (jemalloc) reads this once, as polars loads (through bulk.commands below;
 # importing bulk alone does not load it): one arena instead of four per core, so pages that
 # one thread frees are reused by the next instead of held. A million-record ledger parses in
 # 30-50 MB less at the same speed (benchmarks/RESULTS.md). polars puts its own options first
@@ -27,12 +27,12 @@ if "narenas:" not in _JEMALLOC:
 import anyio
 import click
 
-from bulk.engine import provision, sole_exception
-from bulk.errors import BulkError, UsageError
+from bulk.commands.provision import provision
+from bulk.engine.progress import Display, render_summary, safe
+from bulk.engine.summary import RunStats, Summary
+from bulk.errors import BulkError, UsageError, sole_exception
 from bulk.models import SERVICES
-from bulk.progress import Display, render_summary, safe
 from bulk.settings import Settings
-from bulk.summary import RunStats, Summary
 
 if TYPE_CHECKING:
     from bulk.emulator import ConfigError

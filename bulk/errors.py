@@ -50,3 +50,13 @@ class TargetError(BulkError):
     """The service cannot be used at all: bad credentials, no permission, endpoint unreachable."""
 
     exit_code = 3
+
+
+def sole_exception(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups, else ``error``.
+
+    Task groups wrap what their tasks raise; a user's error is reported as itself.
+    """
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error

@@ -50,7 +50,8 @@ class Record:
     ``number`` is the 1-based data row number (the header is not counted). ``values`` maps
     each column of the file to its cell; an empty cell is ``None``. CSV cells are strings,
     Parquet cells are native Python values. ``fingerprint`` is a 64-bit hash of the row number
-    and the raw cells (see :func:`bulk.plan.row_fingerprints`), when the reader computed one.
+    and the raw cells (see :func:`~bulk.engine.intake.row_fingerprints`), when the reader computed
+    one.
     """
 
     number: int

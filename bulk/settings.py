@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bulk.errors import UsageError
+from bulk.input.regions import RunRegion, run_region
 from bulk.models import SERVICES, redact_url
-from bulk.regions import RunRegion, run_region
 
 # The ranges of the numeric settings, checked in one place (Settings.__post_init__) so that the
 # library refuses what the command line refuses. Each bound is far beyond any useful value, and
@@ -90,7 +90,7 @@ class Settings:
         return self.endpoint_url is None or self.emulator
 
     def run_region(self) -> RunRegion:
-        """This run's Region and where it was found (see :func:`bulk.regions.run_region`).
+        """This run's Region and where it was found (see :func:`bulk.input.regions.run_region`).
 
         Raises :class:`UsageError` for a Region that does not exist; ``region`` None in the
         result: none anywhere (an error only if some row needs it).

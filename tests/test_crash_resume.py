@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk.emulator import Emulator, EmulatorConfig
-from bulk.ledger import read_records
+from bulk.ledger.writer import read_records
 from bulk.models import Outcome, Status
 
 from .test_ledger import (

@@ -9,8 +9,8 @@ from typing import Any
 
 from bulk import Settings, Status, provision
 from bulk.emulator import Emulator, EmulatorConfig
-from bulk.engine import EMULATOR_CREDENTIALS
-from bulk.ledger import read_records
+from bulk.engine.pipeline import EMULATOR_CREDENTIALS
+from bulk.ledger.writer import read_records
 
 EmulatorFactory = Any
 

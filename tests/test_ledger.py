@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bulk.ledger_file as ledger_file
+import bulk.ledger.reader as ledger_file
 from bulk.errors import LedgerError, LedgerWriteError
-from bulk.ledger import (
+from bulk.ledger.writer import (
     Action,
     Ledger,
     Prior,
@@ -617,7 +617,7 @@ class TestLock:
         script = textwrap.dedent(
             f"""
             import sys
-            from bulk.ledger import Ledger
+            from bulk.ledger.writer import Ledger
             from bulk.models import Target
             ledger = Ledger.open({str(path)!r}, input_name={INPUT!r},
                                  target=Target("sesv2", "eu-west-1"), settings={{}})
@@ -647,7 +647,7 @@ class TestKilledRun:
     def test_a_run_killed_mid_write_resumes_from_every_whole_record(self, path: Path) -> None:
         script = textwrap.dedent(
             f"""
-            from bulk.ledger import Ledger
+            from bulk.ledger.writer import Ledger
             from bulk.models import Lane, Outcome, Status, Target
             ledger = Ledger.open({str(path)!r}, input_name={INPUT!r},
                                  target=Target("sesv2", "eu-west-1"), settings={{}})

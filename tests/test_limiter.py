@@ -24,7 +24,7 @@ from aiolimiter import AsyncLimiter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulk.limiter import (
+from bulk.engine.limiter import (
     BETA,
     FIRST_BETA,
     FIRST_CUT,

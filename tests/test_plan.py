@@ -10,10 +10,10 @@ import pytest
 
 from bulk import provision
 from bulk.emulator import Emulator
-from bulk.ledger import read_records
-from bulk.plan import row_fingerprints
-from bulk.source import open_source
-from bulk.validate import Validator
+from bulk.engine.intake import row_fingerprints
+from bulk.input.source import open_source
+from bulk.input.validate import Validator
+from bulk.ledger.writer import read_records
 from tests.test_engine import settings, tenants, write_csv
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from bulk.progress import Display, _Speed, render_summary, safe, status_line, where_line
-from bulk.summary import RunStats, Summary
+from bulk.engine.progress import Display, _Speed, render_summary, safe, status_line, where_line
+from bulk.engine.summary import RunStats, Summary
 
 
 def stats(**counts: int) -> RunStats:

@@ -13,9 +13,7 @@ import pytest
 
 from bulk.emulator import Emulator, EmulatorConfig, threaded_emulator
 from bulk.errors import UsageError
-from bulk.ledger import read_records
-from bulk.models import Lane, Outcome, Record, Row
-from bulk.regions import (
+from bulk.input.regions import (
     NO_REGION,
     RunRegion,
     closest_region,
@@ -24,8 +22,10 @@ from bulk.regions import (
     region_problem,
     run_region,
 )
+from bulk.input.validate import Validator
+from bulk.ledger.writer import read_records
+from bulk.models import Lane, Outcome, Record, Row
 from bulk.settings import Settings
-from bulk.validate import Validator
 
 from .conftest import ACCESS_KEY
 from .torture import cli, latest_by_row, one_line_error, write_csv

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from bulk.emulator import Emulator, EmulatorConfig, EmulatorState, running_emulator
-from bulk.summary import Summary
+from bulk.engine.summary import Summary
 
 from .torture import (
     ACCOUNT,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bulk.retry import RetryPolicy
-from bulk.target import CallKind, CallResult
+from bulk.engine.retry import RetryPolicy
+from bulk.engine.target import CallKind, CallResult
 
 
 class FakeSleep:

@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 
 from bulk.cli import main
 from bulk.emulator import EmulatorConfig, running_emulator
-from bulk.progress import render_summary
-from bulk.summary import RunStats
+from bulk.engine.progress import render_summary
+from bulk.engine.summary import RunStats
 
 from .torture import (
     latest_by_row,

@@ -13,12 +13,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-import bulk.engine
-import bulk.snapshot as snapshot
+import bulk.engine.pipeline
+import bulk.ledger.index_file as snapshot
 from bulk import Settings, provision
 from bulk.emulator import Emulator
-from bulk.ledger import Ledger, ResumeIndex
-from bulk.ledger_file import save_index
+from bulk.ledger.reader import save_index
+from bulk.ledger.writer import Ledger, ResumeIndex
 from bulk.models import Lane, Outcome, Status, Target
 from tests.test_engine import row_records, settings, tenants, write_csv
 
@@ -334,7 +334,7 @@ def test_a_run_that_finds_much_of_a_big_ledger_unsaved_saves_the_index_as_it_ope
 def test_names_are_kept_only_when_the_saved_index_leaves_much_of_the_ledger_out(
     path: Path,
 ) -> None:
-    from bulk.ledger_file import scan
+    from bulk.ledger.reader import scan
 
     write(path, history(160))
     fd = os.open(path, os.O_RDONLY)
@@ -433,7 +433,7 @@ async def test_a_run_killed_after_a_checkpoint_resumes_from_its_saved_index(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshot, "MIN_RECORDS", 50)
-    monkeypatch.setattr(bulk.engine, "_CHECKPOINT_INTERVAL", 0.1)
+    monkeypatch.setattr(bulk.engine.pipeline, "_CHECKPOINT_INTERVAL", 0.1)
     killed: list[Path] = []
     save = snapshot.save
 

@@ -18,11 +18,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-import bulk.source as source_module
+import bulk.input.source as source_module
 from bulk.errors import InputError
+from bulk.input.source import Source, open_source
+from bulk.input.validate import Validator
 from bulk.models import Outcome, Row
-from bulk.source import Source, open_source
-from bulk.validate import Validator
 
 HEADER = "ConfigurationSetName,SendingEnabled,TlsPolicy"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -566,8 +566,8 @@ class TestSamples:
 
 _MEMORY_PROBE = """
 import resource, sys
-from bulk.source import open_source
-from bulk.validate import Validator
+from bulk.input.source import open_source
+from bulk.input.validate import Validator
 source = open_source(sys.argv[1])
 rows = source.count()
 check = Validator("pinpoint-email", region="us-east-1", expected_rows=rows)
@@ -595,5 +595,5 @@ def test_memory_stays_flat_from_ten_thousand_to_a_million_rows(tmp_path: Path) -
 
     small, large = peak_mb(10_000), peak_mb(1_000_000)
     assert large < 250
-    # Flat but for the duplicate table (16 bytes a name): see bulk.validate._FirstSeen.
+    # Flat but for the duplicate table (16 bytes a name): see bulk.input.validate._FirstSeen.
     assert large <= small * 1.25, (small, large)

@@ -22,8 +22,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from bulk.engine.target import CallKind, ClientSettings, TargetPool, classify_exception
 from bulk.models import Lane
-from bulk.target import CallKind, ClientSettings, TargetPool, classify_exception
 
 from .torture import cli, latest_by_row, one_line_error
 

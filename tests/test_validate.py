@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bulk.errors import UsageError
+from bulk.input.validate import Validator, _limit_problems, _limits, columns_for, show
 from bulk.models import Lane, Outcome, Record, Row, Status
-from bulk.validate import Validator, _limit_problems, _limits, columns_for, show
 
 REGION = "us-east-1"
 

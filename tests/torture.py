@@ -30,9 +30,9 @@ from click.testing import CliRunner, Result
 from bulk import Settings
 from bulk.cli import main
 from bulk.emulator import Emulator
-from bulk.engine import EMULATOR_CREDENTIALS, Engine
-from bulk.ledger import read_records
-from bulk.summary import Summary
+from bulk.engine.pipeline import EMULATOR_CREDENTIALS, Engine
+from bulk.engine.summary import Summary
+from bulk.ledger.writer import read_records
 
 ACCOUNT = (EMULATOR_CREDENTIALS[0], "us-east-1")
 SETTLED = frozenset({"created", "exists", "invalid"})

@@ -1,6 +1,6 @@
 """What earlier runs recorded, and what a resumed run must still do: the resume index.
 
-:func:`bulk.ledger_file.scan` reads a ledger into a :class:`ResumeIndex`; the engine asks it,
+:func:`bulk.ledger.reader.scan` reads a ledger into a :class:`ResumeIndex`; the engine asks it,
 row by row, for the :class:`Prior` record of a (lane, name) or straight for the
 :class:`Action` to take. The resume rules (DESIGN.md, "Ledger"): settled rows (created,
 exists, invalid) are skipped; an invalid row only while its content (digest) is unchanged; a
@@ -14,7 +14,8 @@ Python's hash of the pair, in a sorted array of keys beside the position of its 
 record: a binary search per lookup. The keys are sorted, and the latest record per key
 chosen, by polars, once all records are in (:meth:`ResumeIndex.seal`).
 
-A sealed index can be saved as an :class:`IndexImage` (:mod:`bulk.snapshot` writes it beside
+A sealed index can be saved as an :class:`IndexImage` (:mod:`~bulk.ledger.index_file` writes it
+beside
 the ledger) and loaded back without parsing the ledger again. The keys, being hashes seeded
 per process, are not in the image: the names are, and the keys are made from them at the
 first lookup by name. A resume whose rows are all found by fingerprint never makes them.
@@ -364,7 +365,7 @@ class ResumeIndex:
     # -- building ------------------------------------------------------------------------------
 
     def fold(self, frame: pl.DataFrame) -> None:
-        """Fold in one checked chunk of records (``bulk.ledger_file``'s schema), in file order.
+        """Fold in one checked chunk of records (``bulk.ledger.reader``'s schema), in file order.
 
         Raises ``RuntimeError`` once the index is sealed.
         """
@@ -391,7 +392,7 @@ class ResumeIndex:
     def seal(self) -> None:
         """Sort the keys and pick each one's latest records: the index is ready for lookups.
 
-        Done by the first lookup if not before; :func:`~bulk.ledger_file.scan` seals as it
+        Done by the first lookup if not before; :func:`~bulk.ledger.reader.scan` seals as it
         finishes, so that a run's threads only ever read the index.
         """
         self._ready()
@@ -633,7 +634,7 @@ class ResumeIndex:
 
 @dataclass(frozen=True)
 class IndexImage:
-    """A sealed :class:`ResumeIndex` as plain data: what :mod:`bulk.snapshot` saves.
+    """A sealed :class:`ResumeIndex` as plain data: what :mod:`bulk.ledger.index_file` saves.
 
     ``meta``, ``rows`` (native ``uint32`` each) and ``blob`` are bytes per position;
     ``entries`` gives, when called, each key's latest records (``ENTRIES_SCHEMA``, in file

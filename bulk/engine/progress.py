@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from bulk.summary import RunStats, Summary
+from bulk.engine.summary import RunStats, Summary
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

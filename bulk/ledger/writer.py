@@ -2,7 +2,7 @@
 
 One file, one writer. :meth:`Ledger.open` locks the file (``flock``, non-blocking: a second
 run on the same ledger is refused), reads what earlier runs recorded into a
-:class:`~bulk.resume.ResumeIndex`, refuses a ledger bound to another target or input file,
+:class:`~bulk.ledger.index.ResumeIndex`, refuses a ledger bound to another target or input file,
 cuts away a line torn by a crash, then appends this run's header. Records follow, one line
 each::
 
@@ -40,11 +40,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bulk import snapshot
 from bulk.errors import LedgerError, LedgerWriteError
-from bulk.ledger_file import RunHeader, Scan, read_records, save_index, scan
+from bulk.ledger import index_file as snapshot
+from bulk.ledger.index import ROW_LIMIT, Action, Prior, ResumeIndex
+from bulk.ledger.reader import RunHeader, Scan, read_records, save_index, scan
 from bulk.models import Lane, Outcome, Status, Target, bulk_version, redact_url
-from bulk.resume import ROW_LIMIT, Action, Prior, ResumeIndex
 
 __all__ = [
     "Action",
@@ -337,7 +337,8 @@ class Ledger:
         """Save the resume index beside a big ledger when much of the ledger is not in it.
 
         At open (``found``: the scan just made), at checkpoints and at close, so that the next
-        run loads it instead of parsing the whole ledger (:mod:`bulk.snapshot`), even if this
+        run loads it instead of parsing the whole ledger (:mod:`~bulk.ledger.index_file`), even if
+        this
         one is killed; a ledger that gained only a few records since is not worth rewriting
         it for.
         """

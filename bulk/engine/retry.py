@@ -19,7 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from bulk.target import CallResult
+from bulk.engine.target import CallResult
 
 
 @dataclass(frozen=True)

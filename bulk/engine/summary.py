@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bulk.engine.target import CallKind, CallResult
 from bulk.models import Outcome, Status
-from bulk.target import CallKind, CallResult
 
 _DRIFT_EXAMPLES = 5
 

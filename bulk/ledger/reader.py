@@ -1,6 +1,6 @@
 """Reading a ledger file: its torn tail, its run headers, and its records into an index.
 
-A ledger is JSONL written by :class:`bulk.ledger.Ledger`: one run header per run
+A ledger is JSONL written by :class:`bulk.ledger.writer.Ledger`: one run header per run
 (``kind: "run"``), one record per row (it has a ``status``), and the odd ``kind: "rate"`` or
 ``kind: "end"`` record. Reading follows two rules:
 
@@ -9,11 +9,12 @@ A ledger is JSONL written by :class:`bulk.ledger.Ledger`: one run header per run
   writer can cut it away before appending;
 - any other line that is not a valid record is an error naming the file and the line.
 
-A ledger's index saved beside it (:mod:`bulk.snapshot`) is loaded when it is valid, and only
+A ledger's index saved beside it (:mod:`~bulk.ledger.index_file`) is loaded when it is valid, and
+only
 the records appended since are parsed. Without one, a million-row ledger must still load in a
 second or two, so the file is parsed in chunks by polars
 with a fixed schema, one chunk ahead in a thread, and folded into the
-:class:`~bulk.resume.ResumeIndex` column-wise; run headers, rare and nested, are found by
+:class:`~bulk.ledger.index.ResumeIndex` column-wise; run headers, rare and nested, are found by
 polars and read by :mod:`json`. A chunk polars cannot parse, or that fails a check, is parsed
 again line by line with :mod:`json`, which finds the line to blame; both paths feed the same
 fold.
@@ -34,10 +35,10 @@ from typing import Any
 
 import polars as pl
 
-from bulk import snapshot
 from bulk.errors import LedgerError
+from bulk.ledger import index_file as snapshot
+from bulk.ledger.index import ROW_LIMIT, ResumeIndex
 from bulk.models import Status, Target
-from bulk.resume import ROW_LIMIT, ResumeIndex
 
 __all__ = ["RunHeader", "Scan", "read_records", "save_index", "scan", "usable_end"]
 

@@ -1,6 +1,6 @@
 """Deciding every input row against the ledger: skip it, record it invalid, or send it.
 
-The resume rules are DESIGN.md's ("Ledger"); :class:`~bulk.resume.ResumeIndex` holds what
+The resume rules are DESIGN.md's ("Ledger"); :class:`~bulk.ledger.index.ResumeIndex` holds what
 earlier runs recorded. Deciding a row means validating it, for its request digest, at some
 20 µs a row: a resume of a million settled rows would spend most of its time proving that
 nothing changed. So each row also gets a *fingerprint*, a 64-bit hash of its row number and
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from bulk.engine.summary import RunStats
+from bulk.input.validate import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, Validator
+from bulk.ledger.index import Prior, ResumeIndex
 from bulk.models import Outcome, Record, Row, Status
-from bulk.resume import Prior, ResumeIndex
-from bulk.summary import RunStats
-from bulk.validate import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, Validator
 
 __all__ = ["Plan", "Planner", "Send", "row_fingerprints"]
 
@@ -47,7 +47,7 @@ class Plan:
 
 
 def row_fingerprints(frame: pl.DataFrame, salt: str) -> pl.Series | None:
-    """64-bit fingerprints of a :meth:`~bulk.source.Source.frames` batch, one per row.
+    """64-bit fingerprints of a :meth:`~bulk.input.source.Source.frames` batch, one per row.
 
     Each hashes ``salt``, the row number and every cell, each cell as its length and text so
     that no two different rows concatenate alike (a null cell is ``-``, distinct from any

@@ -36,8 +36,8 @@ from typing import IO, Any, Final, Literal
 import polars as pl
 
 from bulk.errors import InputError
+from bulk.input.validate import NAME_COLUMN, TAG_PREFIX, Column, columns_for, show, tag_key_problem
 from bulk.models import SERVICES, Record
-from bulk.validate import NAME_COLUMN, TAG_PREFIX, Column, columns_for, show, tag_key_problem
 
 __all__ = ["Source", "open_source"]
 

@@ -32,18 +32,18 @@ import anyio
 import polars as pl
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bulk.errors import BulkError, LedgerWriteError, TargetError
-from bulk.ledger import Ledger
-from bulk.limiter import AdaptiveLimiter
+from bulk.engine.intake import Plan, Planner, Send
+from bulk.engine.limiter import AdaptiveLimiter
+from bulk.engine.retry import RetryPolicy
+from bulk.engine.summary import RunStats, Summary
+from bulk.engine.target import MAYBE_DONE, CallKind, CallResult, ClientSettings, TargetPool
+from bulk.errors import BulkError, LedgerWriteError, TargetError, sole_exception
+from bulk.input.regions import RunRegion
+from bulk.input.source import open_source
+from bulk.input.validate import Validator
+from bulk.ledger.writer import Ledger
 from bulk.models import Lane, Outcome, Row, Status, Target, redact_url
-from bulk.plan import Plan, Planner, Send
-from bulk.regions import RunRegion
-from bulk.retry import RetryPolicy
 from bulk.settings import Settings
-from bulk.source import open_source
-from bulk.summary import RunStats, Summary
-from bulk.target import MAYBE_DONE, CallKind, CallResult, ClientSettings, TargetPool
-from bulk.validate import Validator
 
 # Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
 EMULATOR_CREDENTIALS = ("AKIDBULKEMULATOR", "bulk-emulator-not-a-secret")
@@ -574,54 +574,6 @@ class Engine:
                             ledger.append_rate(state.lane, state.limiter.rate)
 
 
-async def provision(
-    input_path: str | Path,
-    settings: Settings | None = None,
-    *,
-    on_start: Callable[[RunStats], None] | None = None,
-    on_interrupt: Callable[[], None] | None = None,
-    handle_signals: bool = False,
-) -> Summary:
-    """Create one configuration set per valid row of ``input_path``; return the run's summary.
-
-    Running it again with the same ledger resumes: settled rows are skipped without a call,
-    the rest are sent. Raises :class:`~bulk.InputError`, :class:`~bulk.LedgerError` or
-    :class:`~bulk.TargetError` when nothing could be done; problems met once rows are flowing
-    (a quota stop, an interrupt, a systemic abort) are reported in the summary instead.
-    ``on_start`` receives the live :class:`RunStats` (for a progress display). With
-    ``handle_signals`` the first SIGINT/SIGTERM stops the run: no new call starts, calls
-    already sent finish (bounded wait), and an interrupted summary is returned; a second one
-    exits the process at once. ``on_interrupt`` is called at each of those signals.
-    ``settings.emulator`` runs against the embedded emulator, started here for the run.
-    """
-    async with _emulated(settings or Settings()) as settings:
-        engine = Engine(
-            Path(input_path),
-            settings,
-            on_start=on_start,
-            on_interrupt=on_interrupt,
-            handle_signals=handle_signals,
-        )
-        return await engine.run()
-
-
-@asynccontextmanager
-async def _emulated(settings: Settings) -> AsyncIterator[Settings]:
-    """With ``settings.emulator``, start the emulator on a free loopback port and target it.
-
-    The emulator is imported only here: a run against AWS never loads it. A dry run sends
-    nothing, so it starts none.
-    """
-    if not settings.emulator or settings.endpoint_url or settings.dry_run:
-        yield settings
-        return
-    from bulk.emulator import EmulatorConfig, running_emulator
-
-    config = EmulatorConfig(rate=settings.emulator_rate, burst=settings.emulator_burst)
-    async with running_emulator(config) as emulator:
-        yield replace(settings, endpoint_url=emulator.url)
-
-
 async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:
     """The next item, yielding to the event loop only when none is waiting.
 
@@ -640,10 +592,3 @@ async def _put(stream: MemoryObjectSendStream[_T], item: _T) -> None:
         stream.send_nowait(item)
     except anyio.WouldBlock:
         await stream.send(item)
-
-
-def sole_exception(error: BaseException) -> BaseException:
-    """The one exception inside nested single-member exception groups, else ``error``."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error

@@ -1,6 +1,6 @@
 """The resume index saved beside its ledger: a resume reads it instead of the whole ledger.
 
-``tenants.csv.ledger.jsonl.index`` holds a sealed :class:`~bulk.resume.ResumeIndex` as it
+``tenants.csv.ledger.jsonl.index`` holds a sealed :class:`~bulk.ledger.index.ResumeIndex` as it
 stood after the first ``end`` bytes of its ledger. A run that finds it valid loads it and
 parses only the records appended since; a million settled rows then load in a fraction of a
 second instead of parsing 260 MB of JSON. It is a cache: deleting it loses nothing, and
@@ -38,7 +38,7 @@ from typing import Any
 import polars as pl
 
 from bulk.errors import LedgerError
-from bulk.resume import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage, ResumeIndex
+from bulk.ledger.index import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage, ResumeIndex
 
 __all__ = [
     "ANY_POLARS_ERROR",

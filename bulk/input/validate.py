@@ -26,8 +26,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 
 from bulk.errors import UsageError
+from bulk.input.regions import NO_REGION, profile_regions, region_problem
 from bulk.models import SERVICES, Lane, Outcome, Record, Row, Status
-from bulk.regions import NO_REGION, profile_regions, region_problem
 
 __all__ = [
     "NAME_COLUMN",
@@ -495,7 +495,7 @@ class Validator:
 
     ``region`` and ``profile`` make the default lane, used by rows whose ``Region`` and
     ``Profile`` cells are empty (or absent). A row with a ``Profile`` cell and no ``Region``
-    goes to that profile's Region when its config names one (see :mod:`bulk.regions`).
+    goes to that profile's Region when its config names one (see :mod:`bulk.input.regions`).
     ``region`` None: the run has none, and a row that needs it is ``NoRegion``; with
     ``columns`` (the file's header) and neither a Region nor a Profile column, no row could
     have one: a :class:`UsageError`. ``known_only``: a Region must be one botocore's endpoint
@@ -555,7 +555,8 @@ class Validator:
     def fingerprint_salt(self, columns: Sequence[str]) -> str:
         """What, beside its cells, decides a row's request: the default lane and the header.
 
-        Mixed into every row fingerprint (see :func:`bulk.plan.row_fingerprints`), so that a
+        Mixed into every row fingerprint (see :func:`~bulk.engine.intake.row_fingerprints`), so
+        that a
         run with another ``--region``/``--profile``, or a file whose columns were renamed or
         moved, never matches an earlier run's fingerprints.
         """
@@ -773,7 +774,7 @@ class Validator:
         return found
 
     def _resolve(self, region: object, profile: object) -> tuple[Lane, str] | _Invalid:
-        """Its Region cell, else its profile's Region, else the run's (see bulk.regions)."""
+        """Its Region cell, else its profile's Region, else the run's (see bulk.input.regions)."""
         region_text = None if region is None else _as_text(region)
         profile_text = None if profile is None else _as_text(profile)
         if region is not None:
