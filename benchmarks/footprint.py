@@ -176,29 +176,29 @@ def write_settled_ledger(input_path: Path, ledger_path: Path, url: str) -> int:
     validator's digest, then the end record: what ``bulk provision`` leaves after a full run.
     Returns the number of row records written.
     """
-    from bulk.engine.intake import Planner, Send
+    from bulk.engine.intake import Intake, Send
     from bulk.engine.summary import RunStats
     from bulk.input.source import open_source
     from bulk.input.validate import Validator
     from bulk.ledger.index import ResumeIndex
     from bulk.ledger.writer import Ledger
-    from bulk.models import Outcome, Status, Target
+    from bulk.models import Destination, Outcome, Status
     from bulk.settings import Settings
 
     settings = Settings(
         service=SERVICE, region=REGION, endpoint_url=url, ledger=ledger_path, rate=100.0, burst=5
     )
-    target = Target(service=SERVICE, region=REGION, profile=None, endpoint=url)
+    target = Destination(service=SERVICE, region=REGION, profile=None, endpoint=url)
     source = open_source(input_path, service=SERVICE)
     # The engine's own reader path on an empty ledger: every valid row comes out to be sent.
     stats = RunStats(total=0, ledger=ledger_path)
-    planner = Planner(source.columns, Validator(SERVICE, region=REGION), ResumeIndex(), stats)
+    intake = Intake(source.columns, Validator(SERVICE, region=REGION), ResumeIndex(), stats)
     written = 0
     with Ledger.open(
         ledger_path, input_name=input_path.name, target=target, settings=settings.header()
     ) as ledger:
         for frame in source.frames():
-            for item in planner.plan(frame).items:
+            for item in intake.take(frame).items:
                 if not isinstance(item, Send):
                     raise RuntimeError(f"generated row {item.row} is invalid: {item.message}")
                 row = item.row

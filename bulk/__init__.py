@@ -18,7 +18,7 @@ from bulk.errors import (
     TargetError,
     UsageError,
 )
-from bulk.models import Lane, Outcome, Record, Row, Status
+from bulk.models import InputRow, Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BulkError",
     "InputError",
+    "InputRow",
     "Lane",
     "LedgerError",
     "LedgerWriteError",
     "Outcome",
-    "Record",
     "Row",
     "RunStats",
     "Settings",

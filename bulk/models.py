@@ -44,7 +44,7 @@ class Lane:
 
 
 @dataclass(frozen=True)
-class Record:
+class InputRow:
     """One data row as read from the input file, before validation.
 
     ``number`` is the 1-based data row number (the header is not counted). ``values`` maps
@@ -65,7 +65,7 @@ class Row:
 
     ``digest`` is a stable hash of ``request`` and ``lane``: the ledger keeps it so a resumed
     run can tell a row the user changed from one it already handled. ``fingerprint`` is its
-    record's (see :class:`Record`).
+    record's (see :class:`InputRow`).
     """
 
     number: int
@@ -91,11 +91,11 @@ class Outcome:
     latency_ms: float | None = None
     request_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    fingerprint: int | None = None  # the input row's (see Record): lets a resume skip it unread
+    fingerprint: int | None = None  # the input row's (see InputRow): lets a resume skip it unread
 
 
 @dataclass(frozen=True)
-class Target:
+class Destination:
     """Where a run sends its calls; a ledger is bound to one target and one input file name.
 
     ``endpoint`` is ``None`` for AWS's own endpoint and ``"emulator"`` for ``--emulator``

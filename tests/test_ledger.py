@@ -28,11 +28,11 @@ from bulk.ledger.writer import (
     record_to_json,
     redact_settings,
 )
-from bulk.models import SETTLED, Lane, Outcome, Status, Target
+from bulk.models import SETTLED, Destination, Lane, Outcome, Status
 
 LANE = Lane("sesv2", "eu-west-1")
 OTHER_LANE = Lane("sesv2", "eu-west-1", "staging")
-TARGET = Target("sesv2", "eu-west-1")
+TARGET = Destination("sesv2", "eu-west-1")
 INPUT = "tenants.csv"
 
 
@@ -179,7 +179,7 @@ class TestHeader:
         assert redact_settings(settings) == settings
 
     def test_endpoint_credentials_are_not_written(self, path: Path) -> None:
-        target = Target("sesv2", "eu-west-1", endpoint="http://user:hunter2@localhost:9000")
+        target = Destination("sesv2", "eu-west-1", endpoint="http://user:hunter2@localhost:9000")
         with open_ledger(path, target=target):
             pass
         assert "hunter2" not in path.read_text()
@@ -489,19 +489,19 @@ class TestCompatibility:
         ("change", "message"),
         [
             (
-                {"target": Target("pinpoint-email", "eu-west-1")},
+                {"target": Destination("pinpoint-email", "eu-west-1")},
                 "another service: 'sesv2' in the ledger, 'pinpoint-email' for this run",
             ),
             (
-                {"target": Target("sesv2", "us-east-1")},
+                {"target": Destination("sesv2", "us-east-1")},
                 "another region: 'eu-west-1' in the ledger, 'us-east-1' for this run",
             ),
             (
-                {"target": Target("sesv2", "eu-west-1", "prod")},
+                {"target": Destination("sesv2", "eu-west-1", "prod")},
                 "another profile: none in the ledger, 'prod' for this run",
             ),
             (
-                {"target": Target("sesv2", "eu-west-1", endpoint="emulator")},
+                {"target": Destination("sesv2", "eu-west-1", endpoint="emulator")},
                 "another endpoint: none in the ledger, 'emulator' for this run",
             ),
             (
@@ -618,9 +618,9 @@ class TestLock:
             f"""
             import sys
             from bulk.ledger.writer import Ledger
-            from bulk.models import Target
+            from bulk.models import Destination
             ledger = Ledger.open({str(path)!r}, input_name={INPUT!r},
-                                 target=Target("sesv2", "eu-west-1"), settings={{}})
+                                 target=Destination("sesv2", "eu-west-1"), settings={{}})
             print("locked", flush=True)
             sys.stdin.readline()
             ledger.close()
@@ -648,9 +648,9 @@ class TestKilledRun:
         script = textwrap.dedent(
             f"""
             from bulk.ledger.writer import Ledger
-            from bulk.models import Lane, Outcome, Status, Target
+            from bulk.models import Lane, Outcome, Status, Destination
             ledger = Ledger.open({str(path)!r}, input_name={INPUT!r},
-                                 target=Target("sesv2", "eu-west-1"), settings={{}})
+                                 target=Destination("sesv2", "eu-west-1"), settings={{}})
             lane = Lane("sesv2", "eu-west-1")
             print("started", flush=True)
             for i in range(1, 10_000_000):
@@ -842,18 +842,20 @@ outcomes_strategy = st.lists(
     ),
     max_size=25,
 )
-Record = dict[str, Any]
+InputRow = dict[str, Any]
 
 
-def model_prior(records: list[Record], lane: Lane, name: str, digest: str | None) -> Record | None:
+def model_prior(
+    records: list[InputRow], lane: Lane, name: str, digest: str | None
+) -> InputRow | None:
     """The record a lookup should answer, replayed from the records the file kept.
 
     The latest record about the configuration set and the latest ``invalid`` one are kept
     apart; without a digest the later one answers; with one, the invalid record answers only
     for its own content, and the set's record otherwise.
     """
-    state: tuple[int, Record] | None = None
-    invalid: tuple[int, Record] | None = None
+    state: tuple[int, InputRow] | None = None
+    invalid: tuple[int, InputRow] | None = None
     for position, record in enumerate(records):
         if "status" in record and (record["lane"], record["name"]) == (str(lane), name):
             if record["status"] == "invalid":
@@ -873,7 +875,7 @@ def model_prior(records: list[Record], lane: Lane, name: str, digest: str | None
     return newer
 
 
-def model_action(record: Record | None, digest: str) -> Action:
+def model_action(record: InputRow | None, digest: str) -> Action:
     if record is None or record["status"] in ("failed", "deleted"):
         return Action.SEND
     if record["digest"] == digest:
@@ -881,7 +883,7 @@ def model_action(record: Record | None, digest: str) -> Action:
     return Action.SEND if record["status"] == "invalid" else Action.DRIFT
 
 
-def as_prior(record: Record | None) -> Prior | None:
+def as_prior(record: InputRow | None) -> Prior | None:
     if record is None:
         return None
     return Prior(

@@ -24,7 +24,7 @@ from bulk.input.regions import (
 )
 from bulk.input.validate import Validator
 from bulk.ledger.writer import read_records
-from bulk.models import Lane, Outcome, Record, Row
+from bulk.models import InputRow, Lane, Outcome, Row
 from bulk.settings import Settings
 
 from .conftest import ACCESS_KEY
@@ -76,8 +76,8 @@ def invalid(result: Row | Outcome) -> Outcome:
     return result
 
 
-def record(**cells: str | None) -> Record:
-    return Record(1, {"ConfigurationSetName": "tenant-1", **cells})
+def record(**cells: str | None) -> InputRow:
+    return InputRow(1, {"ConfigurationSetName": "tenant-1", **cells})
 
 
 class TestKnownRegions:

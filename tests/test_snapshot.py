@@ -19,12 +19,12 @@ from bulk import Settings, provision
 from bulk.emulator import Emulator
 from bulk.ledger.reader import save_index
 from bulk.ledger.writer import Ledger, ResumeIndex
-from bulk.models import Lane, Outcome, Status, Target
+from bulk.models import Destination, Lane, Outcome, Status
 from tests.test_engine import row_records, settings, tenants, write_csv
 
 LANE = Lane("sesv2", "eu-west-1")
 OTHER_LANE = Lane("sesv2", "eu-west-1", "staging")
-TARGET = Target("sesv2", "eu-west-1")
+TARGET = Destination("sesv2", "eu-west-1")
 NAMES = [f"n{i}" for i in range(37)] + ["café", "lone-\udc80", 'quote"back\\slash']
 DIGESTS = ["00112233aabbccdd", "ffeeddccbbaa9988", "odd digest", ""]
 
@@ -452,7 +452,7 @@ async def test_a_run_killed_after_a_checkpoint_resumes_from_its_saved_index(
     copy = killed[0]
     settled = len(row_records(copy))
     assert 50 <= settled < 300
-    target = Target("pinpoint-email", "us-east-1", endpoint="emulator")
+    target = Destination("pinpoint-email", "us-east-1", endpoint="emulator")
     with open_ledger(copy, dry_run=True, input_name="t.csv", target=target) as ledger:
         assert ledger.index.image_records == settled  # the resume parses nothing
     calls = emulator.stats()["calls"]["CreateConfigurationSet"]

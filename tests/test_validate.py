@@ -10,7 +10,7 @@ import pytest
 
 from bulk.errors import UsageError
 from bulk.input.validate import Validator, _limit_problems, _limits, columns_for, show
-from bulk.models import Lane, Outcome, Record, Row, Status
+from bulk.models import InputRow, Lane, Outcome, Row, Status
 
 REGION = "us-east-1"
 
@@ -19,12 +19,12 @@ def validator(service: str = "pinpoint-email", **kwargs: Any) -> Validator:
     return Validator(service, region=kwargs.pop("region", REGION), **kwargs)
 
 
-def record(number: int = 1, **values: Any) -> Record:
+def record(number: int = 1, **values: Any) -> InputRow:
     """A record; ``tag_team=...`` stands for the column ``tag:team``."""
     cells = {"ConfigurationSetName": f"tenant-{number:04d}"}
     for key, value in values.items():
         cells[key.replace("tag_", "tag:", 1) if key.startswith("tag_") else key] = value
-    return Record(number, cells)
+    return InputRow(number, cells)
 
 
 def row(result: Row | Outcome) -> Row:
@@ -182,7 +182,7 @@ class TestRequest:
         assert stamp.utcoffset() == timedelta(0)
 
     def test_integer_name_from_parquet_is_text(self) -> None:
-        result = row(validator().validate(Record(1, {"ConfigurationSetName": 12345})))
+        result = row(validator().validate(InputRow(1, {"ConfigurationSetName": 12345})))
         assert result.name == "12345"
 
 
@@ -284,7 +284,7 @@ class TestInvalidRows:
     )
     def test_error_classes(self, values: Mapping[str, Any], code: str, message: str) -> None:
         cells = {"ConfigurationSetName": "tenant-0001", **values}
-        outcome = invalid(validator().validate(Record(3, cells)))
+        outcome = invalid(validator().validate(InputRow(3, cells)))
         assert outcome.code == code
         assert message in outcome.message
         assert outcome.row == 3
@@ -316,7 +316,7 @@ class TestInvalidRows:
     )
     def test_sesv2_field_errors(self, column: str, cell: str, code: str, message: str) -> None:
         outcome = invalid(
-            validator("sesv2").validate(Record(1, {"ConfigurationSetName": "t", column: cell}))
+            validator("sesv2").validate(InputRow(1, {"ConfigurationSetName": "t", column: cell}))
         )
         assert outcome.code == code
         assert message in outcome.message
@@ -418,7 +418,7 @@ class TestInvalidRows:
 
     def test_control_characters_are_escaped_in_messages(self) -> None:
         outcome = invalid(
-            validator().validate(Record(1, {"ConfigurationSetName": "evil\x1b[2J\nname"}))
+            validator().validate(InputRow(1, {"ConfigurationSetName": "evil\x1b[2J\nname"}))
         )
         assert "\x1b" not in outcome.message
         assert "\n" not in outcome.message
@@ -432,7 +432,7 @@ class TestInvalidRows:
     def test_invalid_row_keeps_its_name_for_the_ledger(self) -> None:
         outcome = invalid(validator().validate(record(5, SendingEnabled="maybe")))
         assert outcome.name == "tenant-0005"
-        missing = invalid(validator().validate(Record(6, {"ConfigurationSetName": None})))
+        missing = invalid(validator().validate(InputRow(6, {"ConfigurationSetName": None})))
         assert missing.name == ""
 
     def test_bad_row_data_never_raises(self) -> None:
@@ -445,7 +445,7 @@ class TestInvalidRows:
             "Region": 7,
             "Profile": object(),
         }
-        outcome = invalid(validator().validate(Record(1, cells)))
+        outcome = invalid(validator().validate(InputRow(1, cells)))
         assert outcome.code == "InvalidName"
 
 
@@ -474,9 +474,9 @@ class TestLanes:
 class TestDuplicates:
     def test_first_row_wins_and_the_duplicate_names_it(self) -> None:
         check = validator()
-        first = row(check.validate(Record(4, {"ConfigurationSetName": "tenant-a"})))
-        row(check.validate(Record(5, {"ConfigurationSetName": "tenant-b"})))
-        duplicate = invalid(check.validate(Record(9, {"ConfigurationSetName": "tenant-a"})))
+        first = row(check.validate(InputRow(4, {"ConfigurationSetName": "tenant-a"})))
+        row(check.validate(InputRow(5, {"ConfigurationSetName": "tenant-b"})))
+        duplicate = invalid(check.validate(InputRow(9, {"ConfigurationSetName": "tenant-a"})))
         assert first.number == 4
         assert duplicate.code == "DuplicateName"
         assert duplicate.message == (
@@ -486,11 +486,11 @@ class TestDuplicates:
 
     def test_same_name_in_another_lane_is_not_a_duplicate(self) -> None:
         check = validator()
-        row(check.validate(Record(1, {"ConfigurationSetName": "t", "Region": "us-east-1"})))
-        row(check.validate(Record(2, {"ConfigurationSetName": "t", "Region": "eu-west-1"})))
-        row(check.validate(Record(3, {"ConfigurationSetName": "t", "Profile": "other"})))
+        row(check.validate(InputRow(1, {"ConfigurationSetName": "t", "Region": "us-east-1"})))
+        row(check.validate(InputRow(2, {"ConfigurationSetName": "t", "Region": "eu-west-1"})))
+        row(check.validate(InputRow(3, {"ConfigurationSetName": "t", "Profile": "other"})))
         duplicate = invalid(
-            check.validate(Record(4, {"ConfigurationSetName": "t", "Region": "eu-west-1"}))
+            check.validate(InputRow(4, {"ConfigurationSetName": "t", "Region": "eu-west-1"}))
         )
         assert "duplicates row 2 in pinpoint-email/default/eu-west-1" in duplicate.message
 
@@ -498,7 +498,7 @@ class TestDuplicates:
         # Fixing row 1 later must not turn row 2 into a second create of the same name.
         check = validator()
         invalid(check.validate(record(1, SendingEnabled="maybe")))
-        later = invalid(check.validate(Record(2, {"ConfigurationSetName": "tenant-0001"})))
+        later = invalid(check.validate(InputRow(2, {"ConfigurationSetName": "tenant-0001"})))
         assert later.code == "DuplicateName"
 
     def test_validating_the_same_row_again_is_not_a_duplicate(self) -> None:
@@ -510,19 +510,19 @@ class TestDuplicates:
         check = validator()
         names = 5000  # the table starts at 1024 slots and must grow
         for number in range(1, names + 1):
-            row(check.validate(Record(number, {"ConfigurationSetName": f"n{number}"})))
+            row(check.validate(InputRow(number, {"ConfigurationSetName": f"n{number}"})))
         for number in (1, 777, 5000):
             duplicate = invalid(
-                check.validate(Record(names + number, {"ConfigurationSetName": f"n{number}"}))
+                check.validate(InputRow(names + number, {"ConfigurationSetName": f"n{number}"}))
             )
             assert f"duplicates row {number} " in duplicate.message
 
     def test_presized_table(self) -> None:
         check = validator(expected_rows=100_000)
-        row(check.validate(Record(1, {"ConfigurationSetName": "a"})))
+        row(check.validate(InputRow(1, {"ConfigurationSetName": "a"})))
         assert (
             "duplicates row 1 "
-            in invalid(check.validate(Record(2, {"ConfigurationSetName": "a"}))).message
+            in invalid(check.validate(InputRow(2, {"ConfigurationSetName": "a"}))).message
         )
 
     @pytest.mark.parametrize("lanes", [False, True])
@@ -539,7 +539,7 @@ class TestDuplicates:
         one_by_one, batched = validator(), validator()
         # Meet the profile "other" in us-east-1 only: rows in other unmet lanes are refused.
         for each in (one_by_one, batched):
-            row(each.validate(Record(0, {"ConfigurationSetName": "z", "Profile": "other"})))
+            row(each.validate(InputRow(0, {"ConfigurationSetName": "z", "Profile": "other"})))
         expected = [
             i
             for i, (name, number) in enumerate(zip(names, rows, strict=True))
@@ -553,7 +553,7 @@ class TestDuplicates:
         assert batched.claim_many(names, rows, regions, profiles) == expected
         assert 500 <= len(expected) < len(names)
         # Both remember the same first rows.
-        probes = [Record(9999, {"ConfigurationSetName": f"n{i}"}) for i in range(0, 2500, 7)]
+        probes = [InputRow(9999, {"ConfigurationSetName": f"n{i}"}) for i in range(0, 2500, 7)]
         answers = [[check.validate(probe) for probe in probes] for check in (one_by_one, batched)]
         assert answers[0] == answers[1]
         assert sum(isinstance(answer, Outcome) for answer in answers[0]) > len(probes) // 4

@@ -23,9 +23,9 @@ import polars as pl
 from bulk.engine.summary import RunStats
 from bulk.input.validate import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, Validator
 from bulk.ledger.index import Prior, ResumeIndex
-from bulk.models import Outcome, Record, Row, Status
+from bulk.models import InputRow, Outcome, Row, Status
 
-__all__ = ["Plan", "Planner", "Send", "row_fingerprints"]
+__all__ = ["Batch", "Intake", "Send", "row_fingerprints"]
 
 _SEED = 0x6275_6C6B  # any fixed seed: fingerprints must be the same in every run
 
@@ -39,7 +39,7 @@ class Send:
 
 
 @dataclass
-class Plan:
+class Batch:
     """One batch of rows decided: what to record or send, in file order, and what to skip."""
 
     items: list[Outcome | Send] = field(default_factory=list)
@@ -63,7 +63,7 @@ def row_fingerprints(frame: pl.DataFrame, salt: str) -> pl.Series | None:
         return None
 
 
-class Planner:
+class Intake:
     """Decides the rows of one input file, batch by batch, for the engine's reader.
 
     Not thread-safe; the reader calls it from one worker thread at a time. Drift (a created
@@ -85,9 +85,9 @@ class Planner:
         self._region_at = self._where(REGION_COLUMN)
         self._profile_at = self._where(PROFILE_COLUMN)
 
-    def plan(self, frame: pl.DataFrame) -> Plan:
+    def take(self, frame: pl.DataFrame) -> Batch:
         """Decide every row of ``frame`` (a ``Source.frames`` batch), in file order."""
-        plan = Plan()
+        plan = Batch()
         fingerprints = row_fingerprints(frame, self._salt)
         statuses = None if fingerprints is None else self._known_statuses(fingerprints)
         if fingerprints is None or statuses is None:  # nothing to skip unread: the full path
@@ -99,7 +99,7 @@ class Planner:
         return plan
 
     def _plan_resumed(
-        self, frame: pl.DataFrame, fingerprints: pl.Series, statuses: pl.Series, plan: Plan
+        self, frame: pl.DataFrame, fingerprints: pl.Series, statuses: pl.Series, plan: Batch
     ) -> None:
         """Rows with a known fingerprint are claimed and skipped; the rest are decided.
 
@@ -152,7 +152,7 @@ class Planner:
         statuses = known.to_series(1).gather(at)
         return pl.select(pl.when(found).then(statuses)).to_series()
 
-    def _decide(self, record: Record, plan: Plan) -> None:
+    def _decide(self, record: InputRow, plan: Batch) -> None:
         """The full path: validate the row, then apply the resume rules to what it became."""
         index = self._index
         item = self._validator.validate(record)
@@ -176,8 +176,8 @@ class Planner:
             # Fixed since it was invalid, or deleted by rollback: send again.
             plan.items.append(Send(item, prior))
 
-    def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> Record:
-        return Record(number, dict(zip(self._columns, cells, strict=True)), fingerprint)
+    def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> InputRow:
+        return InputRow(number, dict(zip(self._columns, cells, strict=True)), fingerprint)
 
     def _where(self, column: str) -> int | None:
         return 1 + self._columns.index(column) if column in self._columns else None

@@ -32,7 +32,7 @@ import anyio
 import polars as pl
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from bulk.engine.intake import Plan, Planner, Send
+from bulk.engine.intake import Batch, Intake, Send
 from bulk.engine.limiter import AdaptiveLimiter
 from bulk.engine.retry import RetryPolicy
 from bulk.engine.summary import RunStats, Summary
@@ -42,7 +42,7 @@ from bulk.input.regions import RunRegion
 from bulk.input.source import open_source
 from bulk.input.validate import Validator
 from bulk.ledger.writer import Ledger
-from bulk.models import Lane, Outcome, Row, Status, Target, redact_url
+from bulk.models import Destination, Lane, Outcome, Row, Status, redact_url
 from bulk.settings import Settings
 
 # Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
@@ -141,14 +141,14 @@ class Engine:
         """
         return self._run_region
 
-    def target(self) -> Target:
+    def destination(self) -> Destination:
         """The target the ledger is bound to (the default lane's service, Region, profile).
 
         The Region is the resolved one ("" when the run has none: every row names its own).
         """
         s = self.settings
         endpoint = "emulator" if s.emulator else s.endpoint_url
-        return Target(
+        return Destination(
             service=s.service, region=s.region or "", profile=s.profile, endpoint=endpoint
         )
 
@@ -199,14 +199,14 @@ class Engine:
             with Ledger.open(
                 ledger_path,
                 input_name=self.input_path.name,
-                target=self.target(),
+                target=self.destination(),
                 settings=s.header(),
                 dry_run=s.dry_run,
             ) as ledger:
                 if self._on_start is not None:
                     self._on_start(stats)
-                planner = Planner(source.columns, validator, ledger.index, stats)
-                await self._pipeline(source.frames(), planner, ledger, pool, stats)
+                intake = Intake(source.columns, validator, ledger.index, stats)
+                await self._pipeline(source.frames(), intake, ledger, pool, stats)
                 summary = self._finish(ledger, stats)
         if isinstance(self.control.abort, LedgerWriteError):
             raise self.control.abort
@@ -268,7 +268,7 @@ class Engine:
     async def _pipeline(
         self,
         frames: Iterator[pl.DataFrame],
-        planner: Planner,
+        intake: Intake,
         ledger: Ledger,
         pool: TargetPool | None,
         stats: RunStats,
@@ -289,7 +289,7 @@ class Engine:
                                 self._worker, work_recv.clone(), out_send.clone(), ledger, pool
                             )
                         work_recv.close()
-                        await self._reader(frames, planner, work_send, out_send, stats)
+                        await self._reader(frames, intake, work_send, out_send, stats)
             housekeeping.cancel()
 
     async def _housekeeping(
@@ -351,19 +351,19 @@ class Engine:
     async def _reader(
         self,
         frames: Iterator[pl.DataFrame],
-        planner: Planner,
+        intake: Intake,
         work_send: MemoryObjectSendStream[Send],
         out_send: MemoryObjectSendStream[Outcome],
         stats: RunStats,
     ) -> None:
-        def next_plan() -> Plan | None:
+        def next_batch() -> Batch | None:
             """Read and decide one batch of rows, in the worker thread."""
             frame = next(frames, None)
-            return None if frame is None else planner.plan(frame)
+            return None if frame is None else intake.take(frame)
 
         async with work_send:
             while not self.control.stopping.is_set():
-                plan = await anyio.to_thread.run_sync(next_plan)
+                plan = await anyio.to_thread.run_sync(next_batch)
                 if plan is None:
                     break
                 for status, count in plan.skipped.items():

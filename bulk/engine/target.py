@@ -199,7 +199,7 @@ def _credential_message(error: Exception, lane: Lane) -> str:
     )
 
 
-class Target:
+class ServiceTarget:
     """One aiobotocore client for one lane; ``create`` makes exactly one attempt."""
 
     def __init__(self, client: Any, lane: Lane, endpoint: str | None = None) -> None:
@@ -362,10 +362,10 @@ class TargetPool:
         self._stack = stack
         self._config = client_config(settings)
         self._sessions: dict[str | None, AioSession] = {}
-        self._targets: dict[Lane, Target] = {}
+        self._targets: dict[Lane, ServiceTarget] = {}
         self._locks: dict[Lane, anyio.Lock] = {}
 
-    async def get(self, lane: Lane) -> Target:
+    async def get(self, lane: Lane) -> ServiceTarget:
         """The lane's target, opening its client and running its pre-flight the first time."""
         target = self._targets.get(lane)
         if target is not None:
@@ -379,7 +379,7 @@ class TargetPool:
                 self._targets[lane] = target
         return target
 
-    async def _open(self, lane: Lane) -> Target:
+    async def _open(self, lane: Lane) -> ServiceTarget:
         kwargs: dict[str, Any] = {}
         if self._settings.static_credentials is not None:
             key_id, secret = self._settings.static_credentials
@@ -402,4 +402,4 @@ class TargetPool:
             )
         except _CREDENTIAL_ERRORS as exc:
             raise TargetError(_credential_message(exc, lane)) from exc
-        return Target(client, lane)
+        return ServiceTarget(client, lane)

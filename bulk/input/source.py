@@ -1,4 +1,4 @@
-"""Reading the input file: a CSV or Parquet file of tenants, streamed as `Record`s.
+"""Reading the input file: a CSV or Parquet file of tenants, streamed as `InputRow`s.
 
 `open_source` checks everything it can before a single request is sent: the file exists,
 has a known extension, is text (CSV) or Parquet, and has a usable header (no unknown,
@@ -37,7 +37,7 @@ import polars as pl
 
 from bulk.errors import InputError
 from bulk.input.validate import NAME_COLUMN, TAG_PREFIX, Column, columns_for, show, tag_key_problem
-from bulk.models import SERVICES, Record
+from bulk.models import SERVICES, InputRow
 
 __all__ = ["Source", "open_source"]
 
@@ -88,8 +88,8 @@ class Source:
     columns: tuple[str, ...]
     batch_size: int = 5000
 
-    def records(self) -> Iterator[Record]:
-        """Data rows in file order, numbered from 1, as `Record`s (blank rows skipped).
+    def records(self) -> Iterator[InputRow]:
+        """Data rows in file order, numbered from 1, as `InputRow`s (blank rows skipped).
 
         Raises `InputError` when the file turns out to be damaged part-way (call `count`
         first to find out before sending anything).
@@ -97,7 +97,7 @@ class Source:
         columns = self.columns
         for frame in self.frames():
             for number, *cells in frame.iter_rows():
-                yield Record(number, dict(zip(columns, cells, strict=True)))
+                yield InputRow(number, dict(zip(columns, cells, strict=True)))
 
     def frames(self) -> Iterator[pl.DataFrame]:
         """The rows `records` gives, a batch at a time, as frames.

@@ -1,4 +1,4 @@
-"""Per-row validation: a `Record` becomes a ready-to-send `Row` or an ``invalid`` `Outcome`.
+"""Per-row validation: a `InputRow` becomes a ready-to-send `Row` or an ``invalid`` `Outcome`.
 
 Input columns are the API's member names. Which columns a service has, their types, enum
 values and numeric limits all come from botocore's model of ``CreateConfigurationSet``; this
@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from bulk.errors import UsageError
 from bulk.input.regions import NO_REGION, profile_regions, region_problem
-from bulk.models import SERVICES, Lane, Outcome, Record, Row, Status
+from bulk.models import SERVICES, InputRow, Lane, Outcome, Row, Status
 
 __all__ = [
     "NAME_COLUMN",
@@ -403,7 +403,7 @@ class _FirstSeen:
             return earlier
         return row
 
-    def claim(self, keys: Sequence[int], rows: Sequence[int]) -> list[int]:
+    def first_rows(self, keys: Sequence[int], rows: Sequence[int]) -> list[int]:
         """:meth:`first` for each (key, row) in turn; the indexes where it was not ``row``.
 
         One loop for a batch: a resume claims a million unchanged names.
@@ -475,7 +475,7 @@ class _Invalid(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class _ColumnRule:
     """How `Validator.validate` handles a column, worked out once per column name.
 
     No ``convert``: a routing column (name, Region, Profile), read elsewhere. ``structure``
@@ -541,7 +541,7 @@ class Validator:
         from botocore.validate import ParamValidator
 
         self._param_validator = ParamValidator()
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[str, _ColumnRule] = {}
         self._seen = _FirstSeen(expected_rows)
         self._passed: set[tuple[object, ...]] = set()
         # Whether botocore checks the name's or the tags' values ("min"): then those values
@@ -611,7 +611,7 @@ class Validator:
             if self._seen.only_deferred and unique:
                 self._seen.defer(keys, rows)
                 return []
-            return self._seen.claim(keys, rows)
+            return self._seen.first_rows(keys, rows)
         lost = []
         for i, (name, row) in enumerate(zip(names, rows, strict=True)):
             region = None if regions is None else regions[i]
@@ -620,7 +620,7 @@ class Validator:
                 lost.append(i)
         return lost
 
-    def validate(self, record: Record) -> Row | Outcome:
+    def validate(self, record: InputRow) -> Row | Outcome:
         """Validate one record: a `Row` ready to send, or an ``invalid`` `Outcome`."""
         values = record.values
         problems: list[_Invalid] = []
@@ -691,14 +691,14 @@ class Validator:
             fingerprint=record.fingerprint,
         )
 
-    def _plan(self, column: str) -> _Plan:
+    def _plan(self, column: str) -> _ColumnRule:
         """Work out (once) how to handle ``column``."""
         spec = self.columns.get(column)
-        plan: _Plan
+        plan: _ColumnRule
         if column in _ROUTING:
-            plan = _Plan()
+            plan = _ColumnRule()
         elif spec is not None and spec.structure is not None:
-            plan = _Plan(
+            plan = _ColumnRule(
                 functools.partial(_CONVERTERS[spec.kind], spec),
                 spec.structure,
                 spec.member or column,
@@ -708,7 +708,7 @@ class Validator:
         elif column.startswith(TAG_PREFIX) and "Tags" in self._shape.members:
             key = column[len(TAG_PREFIX) :]
             problem = tag_key_problem(key)
-            plan = _Plan(
+            plan = _ColumnRule(
                 functools.partial(_tag_value, column),
                 None,
                 key,
@@ -719,7 +719,7 @@ class Validator:
             )
         else:
             hint = " or use --service sesv2" if column in columns_for("sesv2") else ""
-            plan = _Plan(
+            plan = _ColumnRule(
                 problem=_Invalid(
                     "UnsupportedColumn",
                     f"column {show(column)}: {self.service} has no such field; "

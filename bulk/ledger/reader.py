@@ -38,7 +38,7 @@ import polars as pl
 from bulk.errors import LedgerError
 from bulk.ledger import index_file as snapshot
 from bulk.ledger.index import ROW_LIMIT, ResumeIndex
-from bulk.models import Status, Target
+from bulk.models import Destination, Status
 
 __all__ = ["RunHeader", "Scan", "read_records", "save_index", "scan", "usable_end"]
 
@@ -67,7 +67,7 @@ class RunHeader:
     """The identity a run header binds its ledger to: input file name and target."""
 
     input: str
-    target: Target
+    target: Destination
 
 
 _Parsed = tuple[pl.DataFrame, list[RunHeader]]  # a chunk's row/rate records, its run headers
@@ -165,7 +165,9 @@ def _saved_runs(meta: dict[str, Any]) -> list[RunHeader] | None:
             return None
         if not all(value is None or isinstance(value, str) for value in (profile, endpoint)):
             return None
-        runs.append(RunHeader(source, Target(service, region, profile=profile, endpoint=endpoint)))
+        runs.append(
+            RunHeader(source, Destination(service, region, profile=profile, endpoint=endpoint))
+        )
     return runs
 
 
@@ -356,7 +358,7 @@ def _run_header(record: dict[str, Any]) -> RunHeader | str:
     service, region = fields.pop("service"), fields.pop("region")
     if service is None or region is None:
         return "run header without a target service and region"
-    return RunHeader(input=source, target=Target(service, region, **fields))
+    return RunHeader(input=source, target=Destination(service, region, **fields))
 
 
 def _record(line: bytes, number: int, path: Path) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from bulk.errors import LedgerError, LedgerWriteError
 from bulk.ledger import index_file as snapshot
 from bulk.ledger.index import ROW_LIMIT, Action, Prior, ResumeIndex
 from bulk.ledger.reader import RunHeader, Scan, read_records, save_index, scan
-from bulk.models import Lane, Outcome, Status, Target, bulk_version, redact_url
+from bulk.models import Destination, Lane, Outcome, Status, bulk_version, redact_url
 
 __all__ = [
     "Action",
@@ -190,7 +190,7 @@ class Ledger:
         path: str | Path,
         *,
         input_name: str,
-        target: Target,
+        target: Destination,
         settings: Mapping[str, Any],
         dry_run: bool = False,
     ) -> Ledger:
@@ -473,7 +473,9 @@ def _scan(fd: int, path: Path, *, keep_names: bool) -> Scan:
         raise LedgerError(f"cannot read ledger {path}: {error.strerror}") from error
 
 
-def _check_compatible(path: Path, runs: list[RunHeader], input_name: str, target: Target) -> None:
+def _check_compatible(
+    path: Path, runs: list[RunHeader], input_name: str, target: Destination
+) -> None:
     """Refuse a ledger whose runs read another input file name or sent to another target."""
     want = _identity(input_name, target)
     for run in runs:
@@ -486,7 +488,7 @@ def _check_compatible(path: Path, runs: list[RunHeader], input_name: str, target
                 )
 
 
-def _identity(input_name: str, target: Target) -> dict[str, str | None]:
+def _identity(input_name: str, target: Destination) -> dict[str, str | None]:
     return {
         "service": target.service,
         "region": target.region,
@@ -509,7 +511,7 @@ def _truncate(fd: int, path: Path, end: int) -> None:
         ) from error
 
 
-def _header(run_id: str, input_name: str, target: Target, settings: Mapping[str, Any]) -> str:
+def _header(run_id: str, input_name: str, target: Destination, settings: Mapping[str, Any]) -> str:
     return _dumps(
         {
             "kind": "run",
