@@ -11,8 +11,9 @@ import re
 import shlex
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # polars' allocator (jemalloc) reads this once, as polars loads (through bulk.commands below;
 # importing bulk alone does not load it): one arena instead of four per core, so pages that
@@ -38,6 +39,17 @@ if TYPE_CHECKING:
     from bulk.emulator import ConfigError
 
 EMULATOR_HINT = "the embedded emulator (no AWS account needed)"
+# The options' defaults are the library's: Settings() only checks its fields (nothing is
+# resolved until the run), so building it here costs nothing and repeats no value.
+DEFAULTS = Settings()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _setting(option: str, text: str) -> Callable[[_F], _F]:
+    """An option for the ``Settings`` field of its name, with that field's type and default."""
+    default = getattr(DEFAULTS, option.removeprefix("--").replace("-", "_"))
+    return click.option(option, type=type(default), default=default, show_default=True, help=text)
 
 
 def _fail(message: str, code: int) -> None:
@@ -54,7 +66,7 @@ def main() -> None:
 @main.command("provision", short_help="Create a configuration set per row of INPUT.")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
-@click.option("--service", type=click.Choice(SERVICES), default="pinpoint-email", show_default=True)
+@click.option("--service", type=click.Choice(SERVICES), default=DEFAULTS.service, show_default=True)
 @click.option(
     "--region",
     default=None,
@@ -64,30 +76,19 @@ def main() -> None:
 @click.option("--profile", default=None, help="AWS profile for rows without a Profile column.")
 @click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS.")
 @click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}.")
-@click.option(
-    "--emulator-rate",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="With --emulator: the emulator's CreateConfigurationSet limit (requests/s).",
+@_setting(
+    "--emulator-rate", "With --emulator: the emulator's CreateConfigurationSet limit (requests/s)."
 )
-@click.option(
-    "--emulator-burst", type=int, default=1, show_default=True, help="With --emulator: its burst."
-)
-@click.option(
+@_setting("--emulator-burst", "With --emulator: its burst.")
+@_setting(
     "--rate",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help=(
-        "Most requests/s per lane (a lane is one service, account (profile) and Region: each "
-        "has its own limit); the engine adapts below it on 429s. 0 turns it off."
-    ),
+    "Most requests/s per lane (a lane is one service, account (profile) and Region: each "
+    "has its own limit); the engine adapts below it on 429s. 0 turns it off.",
 )
-@click.option("--burst", type=int, default=1, show_default=True, help="Token bucket size.")
-@click.option("--concurrency", type=int, default=16, show_default=True, help="Calls in flight.")
-@click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per row.")
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per call.")
+@_setting("--burst", "Token bucket size.")
+@_setting("--concurrency", "Calls in flight.")
+@_setting("--max-attempts", "Attempts per row.")
+@_setting("--timeout", "Seconds per call.")
 @click.option(
     "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -113,3 +114,9 @@ def boto3_client() -> Iterator[Callable[..., Any]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A ledger's path in the test's own folder (the ledger tests' file under test)."""
+    return tmp_path / "tenants.csv.ledger.jsonl"

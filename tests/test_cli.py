@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bulk.emulator import Emulator, EmulatorConfig
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
 
 from .test_engine import tenants, write_csv
 from .torture import one_line_error, run_bulk, running_bulk, wait_for_rows

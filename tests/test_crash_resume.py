@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk.emulator import Emulator, EmulatorConfig
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
+from bulk.ledger.rules import Action, carries_ambiguity, decide
 from bulk.models import Outcome, Status
 
-from .test_ledger import (
+from .ledger_helpers import (
     DIGESTS,
     LANE,
     NAMES,
@@ -539,10 +540,12 @@ def test_runs_crashed_at_any_byte_and_resumed_replay_to_the_same_state(
 ) -> None:
     """Several runs, each crashed at a random byte of what it wrote, each resumed by the next.
 
-    Replaying the surviving records gives the index's answers (settled set and the work a
+    Replaying the surviving records gives the answers a resumed run acts on (the index's, and
+    what the resume rules make of them, as the engine applies them: settled set, the work a
     resumed run does), and an ambiguous failure stays ambiguous, across crashes and later
     failures, until a record settles the set. As in the engine, a run records a set at most
-    once per (lane, name).
+    once per (lane, name), records a failure only for a row it sends, and starts the attempt
+    ambiguous when the row's prior record says so (``carries_ambiguity``).
     """
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "ledger.jsonl"
@@ -561,6 +564,15 @@ def test_runs_crashed_at_any_byte_and_resumed_replay_to_the_same_state(
                         if key in seen:
                             continue
                         seen.add(key)
+                    if item.status is Status.FAILED:
+                        # What the engine does: a row is sent (so can fail) only if the rules
+                        # say so, and its attempt is ambiguous if this one was (drawn) or its
+                        # prior record is.
+                        prior = ledger.index.get(item.lane, item.name, item.digest)
+                        if decide(prior, item.digest) is not Action.SEND:
+                            continue
+                        if carries_ambiguity(prior):
+                            item = dataclasses.replace(item, extra={"ambiguous": True})
                     ledger.append(item)
                     written.append((item, path.stat().st_size))
             end = path.stat().st_size
@@ -587,10 +599,16 @@ def test_runs_crashed_at_any_byte_and_resumed_replay_to_the_same_state(
                 for name in NAMES:
                     latest = model_prior(survivors, lane, name, None)
                     assert index.get(lane, name) == as_prior(latest)
-                    assert index.ambiguous(lane, name) is ambiguous.get((str(lane), name), False)
                     for digest in DIGESTS:
                         expected = model_prior(survivors, lane, name, digest)
-                        assert index.action(lane, name, digest) is model_action(expected, digest)
+                        prior = index.get(lane, name, digest)
+                        assert prior == as_prior(expected)
+                        # What Intake decides for a valid row, and what a send starts from.
+                        assert decide(prior, digest) is model_action(expected, digest)
+                        if decide(prior, digest) is Action.SEND:
+                            assert carries_ambiguity(prior) is ambiguous.get(
+                                (str(lane), name), False
+                            )
                         # Each row recorded invalid stays settled while unchanged (duplicates).
                         for row in range(1, 10):
                             assert index.recorded_invalid(lane, name, digest, row) is (

@@ -10,7 +10,7 @@ from typing import Any
 from bulk import Settings, Status, provision
 from bulk.emulator import Emulator, EmulatorConfig
 from bulk.engine.pipeline import EMULATOR_CREDENTIALS
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
 
 EmulatorFactory = Any
 

@@ -13,7 +13,7 @@ from bulk.emulator import Emulator
 from bulk.engine.intake import row_fingerprints
 from bulk.input.source import open_source
 from bulk.input.validate import Validator
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
 from tests.test_engine import settings, tenants, write_csv
 
 

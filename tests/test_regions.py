@@ -23,7 +23,7 @@ from bulk.input.regions import (
     run_region,
 )
 from bulk.input.validate import Validator
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
 from bulk.models import InputRow, Lane, Outcome, Row
 from bulk.settings import Settings
 

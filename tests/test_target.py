@@ -6,7 +6,6 @@ import importlib.metadata
 import threading
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -160,8 +159,7 @@ class TestClient:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
-            async with AsyncExitStack() as stack:
-                pool = TargetPool(ClientSettings(endpoint_url=f"http://127.0.0.1:{port}"), stack)
+            async with TargetPool(ClientSettings(endpoint_url=f"http://127.0.0.1:{port}")) as pool:
                 target = await pool.get(Lane("sesv2", "us-east-1", None))
                 result = await target.create({"ConfigurationSetName": "tenant-1"})
         finally:

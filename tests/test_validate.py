@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bulk.errors import UsageError
-from bulk.input.validate import Validator, _limit_problems, _limits, columns_for, show
+from bulk.input.validate import Validator
 from bulk.models import InputRow, Lane, Outcome, Row, Status
 
 REGION = "us-east-1"
@@ -38,28 +38,7 @@ def invalid(result: Row | Outcome) -> Outcome:
     return result
 
 
-class TestColumns:
-    def test_pinpoint_email_has_no_sesv2_only_fields(self) -> None:
-        columns = columns_for("pinpoint-email")
-        assert "TlsPolicy" in columns
-        assert "HttpsPolicy" not in columns
-        assert "MaxDeliverySeconds" not in columns
-
-    def test_sesv2_adds_https_policy_and_max_delivery_seconds(self) -> None:
-        columns = columns_for("sesv2")
-        assert columns["HttpsPolicy"].enum == ("REQUIRE", "REQUIRE_OPEN_ONLY", "OPTIONAL")
-        assert (columns["MaxDeliverySeconds"].minimum, columns["MaxDeliverySeconds"].maximum) == (
-            300,
-            50400,
-        )
-
-    def test_enum_values_come_from_the_service_model(self) -> None:
-        assert columns_for("pinpoint-email")["TlsPolicy"].enum == ("REQUIRE", "OPTIONAL")
-
-    def test_unknown_service_is_a_usage_error(self) -> None:
-        with pytest.raises(UsageError, match="unknown service 'ses'; use one of: pinpoint-email"):
-            Validator("ses", region=REGION)
-
+class TestValidator:
     def test_bad_default_region_is_a_usage_error(self) -> None:
         with pytest.raises(UsageError, match="region 'US East' is not a Region name"):
             Validator("sesv2", region="US East")
@@ -131,55 +110,6 @@ class TestRequest:
             "HttpsPolicy": "REQUIRE_OPEN_ONLY",
         }
         assert result.request["DeliveryOptions"] == {"MaxDeliverySeconds": 600}
-
-    @pytest.mark.parametrize("text", ["require", "Require", "REQUIRE"])
-    def test_enum_case_is_normalised(self, text: str) -> None:
-        result = row(validator().validate(record(TlsPolicy=text)))
-        assert result.request["DeliveryOptions"] == {"TlsPolicy": "REQUIRE"}
-
-    @pytest.mark.parametrize(
-        ("cell", "expected"),
-        [
-            ("true", True),
-            ("TRUE", True),
-            ("Yes", True),
-            ("1", True),
-            ("false", False),
-            ("False", False),
-            ("NO", False),
-            ("0", False),
-            (True, True),  # Parquet Boolean
-            (0, False),  # Parquet integer column
-        ],
-    )
-    def test_booleans(self, cell: object, expected: bool) -> None:
-        result = row(validator().validate(record(SendingEnabled=cell)))
-        assert result.request["SendingOptions"] == {"SendingEnabled": expected}
-
-    @pytest.mark.parametrize(
-        ("cell", "expected"),
-        [
-            ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, tzinfo=UTC)),
-            ("2024-05-01T14:00:00+02:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),
-            ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # no zone: UTC
-            ("2024-05-01 12:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),
-            ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
-            ("1714564800", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # epoch seconds
-            ("1714564800.5", datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)),
-            (1714564800, datetime(2024, 5, 1, 12, tzinfo=UTC)),  # Parquet int epoch
-            (datetime(2024, 5, 1, 12), datetime(2024, 5, 1, 12, tzinfo=UTC)),  # naive
-            (
-                datetime(2024, 5, 1, 7, tzinfo=timezone(timedelta(hours=-5))),
-                datetime(2024, 5, 1, 12, tzinfo=UTC),
-            ),
-            (date(2024, 5, 1), datetime(2024, 5, 1, tzinfo=UTC)),
-        ],
-    )
-    def test_timestamps_become_aware_utc(self, cell: object, expected: datetime) -> None:
-        result = row(validator().validate(record(LastFreshStart=cell)))
-        stamp = result.request["ReputationOptions"]["LastFreshStart"]
-        assert stamp == expected
-        assert stamp.utcoffset() == timedelta(0)
 
     def test_integer_name_from_parquet_is_text(self) -> None:
         result = row(validator().validate(InputRow(1, {"ConfigurationSetName": 12345})))
@@ -370,29 +300,6 @@ class TestInvalidRows:
         # Empty tag cells are not tags: they do not count.
         empty: dict[str, Any] = {f"tag_e{i:02d}": None for i in range(10)}
         assert len(row(validator(service).validate(record(**tags, **empty))).request["Tags"]) == 50
-
-    def test_every_min_and_max_of_the_model_is_checked(self) -> None:
-        # Read from the model, not a table: sesv2's ArchiveArn has min 20, max 1011 there.
-        limits = {limit.path: limit for limit in _limits("sesv2")}
-        archive = limits[("ArchivingOptions", "ArchiveArn")]
-        assert (archive.minimum, archive.maximum, archive.rule) == (20, 1011, "")
-        delivery = limits[("DeliveryOptions", "MaxDeliverySeconds")]
-        assert (delivery.minimum, delivery.maximum) == (300, 50400)
-        arn = "arn:aws:ses:us-east-1:123456789012:mailmanager-archive/a-" + "x" * 1000
-        (long,) = _limit_problems({"ArchivingOptions": {"ArchiveArn": arn}}, list(limits.values()))
-        assert long.code == "ValueTooLong"
-        assert f"column ArchiveArn: {show(arn)} is too long; at most 1011 characters" in (
-            long.message
-        )
-        (short,) = _limit_problems({"ArchivingOptions": {"ArchiveArn": "arn"}}, [archive])
-        assert short.message == (
-            "column ArchiveArn: 'arn' is 3 characters; at least 20 characters; lengthen it"
-        )
-        (number,) = _limit_problems({"DeliveryOptions": {"MaxDeliverySeconds": 9}}, [delivery])
-        assert (number.code, number.message) == (
-            "InvalidNumber",
-            "column MaxDeliverySeconds: 9 is out of range (300-50400)",
-        )
 
     def test_botocore_param_validation_is_applied(self) -> None:
         # TrackingOptions requires CustomRedirectDomain: only the model says so.
@@ -591,12 +498,3 @@ class TestDigest:
         assert bad.digest == again.digest
         assert still_bad.digest != bad.digest
         assert fixed.digest != bad.digest
-
-
-class TestShow:
-    @pytest.mark.parametrize(
-        ("value", "shown"),
-        [("abc", "'abc'"), ("a\tb", r"'a\tb'"), (2, "2"), (True, "True"), ("\u202e", r"'\u202e'")],
-    )
-    def test_show(self, value: object, shown: str) -> None:
-        assert show(value) == shown

@@ -32,7 +32,7 @@ from bulk.cli import main
 from bulk.emulator import Emulator
 from bulk.engine.pipeline import EMULATOR_CREDENTIALS, Engine
 from bulk.engine.summary import Summary
-from bulk.ledger.writer import read_records
+from bulk.ledger.reader import read_records
 
 ACCOUNT = (EMULATOR_CREDENTIALS[0], "us-east-1")
 SETTLED = frozenset({"created", "exists", "invalid"})

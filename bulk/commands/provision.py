@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bulk.engine.pipeline import Engine
 from bulk.engine.summary import RunStats, Summary
+from bulk.engine.target import Targets
 from bulk.settings import Settings
 
 __all__ = ["provision"]
@@ -18,6 +19,7 @@ async def provision(
     input_path: str | Path,
     settings: Settings | None = None,
     *,
+    targets: Targets | None = None,
     on_start: Callable[[RunStats], None] | None = None,
     on_interrupt: Callable[[], None] | None = None,
     handle_signals: bool = False,
@@ -33,11 +35,15 @@ async def provision(
     already sent finish (bounded wait), and an interrupted summary is returned; a second one
     exits the process at once. ``on_interrupt`` is called at each of those signals.
     ``settings.emulator`` runs against the embedded emulator, started here for the run.
+    ``targets`` replaces the service: each lane's calls go to what it gives (see
+    :class:`~bulk.engine.target.Targets`; a test's fake, say), and no emulator is started.
     """
-    async with _emulated(settings or Settings()) as settings:
+    settings = settings or Settings()
+    async with _emulated(settings, needed=targets is None) as settings:
         engine = Engine(
             Path(input_path),
             settings,
+            targets=targets,
             on_start=on_start,
             on_interrupt=on_interrupt,
             handle_signals=handle_signals,
@@ -46,13 +52,13 @@ async def provision(
 
 
 @asynccontextmanager
-async def _emulated(settings: Settings) -> AsyncIterator[Settings]:
+async def _emulated(settings: Settings, *, needed: bool = True) -> AsyncIterator[Settings]:
     """With ``settings.emulator``, start the emulator on a free loopback port and target it.
 
     The emulator is imported only here: a run against AWS never loads it. A dry run sends
-    nothing, so it starts none.
+    nothing, so it starts none; nor does a run given its targets (not ``needed``).
     """
-    if not settings.emulator or settings.endpoint_url or settings.dry_run:
+    if not needed or not settings.emulator or settings.endpoint_url or settings.dry_run:
         yield settings
         return
     from bulk.emulator import EmulatorConfig, running_emulator

@@ -17,8 +17,7 @@ from urllib.parse import unquote
 import botocore.session
 
 from bulk.emulator.config import OPERATIONS
-
-SERVICES = ("pinpoint-email", "sesv2")
+from bulk.models import SERVICES
 
 # ConfigurationSetName has no pattern in the models; the service enforces this rule.
 NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,64}")

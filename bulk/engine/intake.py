@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from bulk.engine.summary import RunStats
-from bulk.input.validate import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, Validator
-from bulk.ledger.index import Prior, ResumeIndex
+from bulk.input.columns import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN
+from bulk.input.validate import Validator
+from bulk.ledger.index import ResumeIndex
+from bulk.ledger.records import Prior
+from bulk.ledger.rules import Action, decide
 from bulk.models import InputRow, Outcome, Row, Status
 
 __all__ = ["Batch", "Intake", "Send", "row_fingerprints"]
@@ -156,7 +159,6 @@ class Intake:
         """The full path: validate the row, then apply the resume rules to what it became."""
         index = self._index
         item = self._validator.validate(record)
-        prior = index.get(item.lane, item.name, item.digest) if self._resuming else None
         if isinstance(item, Outcome):
             # An invalid row is settled once recorded with the same content and row number,
             # whatever was recorded since for other rows with its name.
@@ -164,17 +166,16 @@ class Intake:
                 plan.skipped[Status.INVALID] += 1
             else:
                 plan.items.append(item)
-        elif prior is None or prior.status is Status.FAILED:
+            return
+        prior = index.get(item.lane, item.name, item.digest) if self._resuming else None
+        action = decide(prior, item.digest)
+        if action is Action.SEND:
             plan.items.append(Send(item, prior))
-        elif prior.status in (Status.CREATED, Status.EXISTS):
-            if prior.digest != item.digest:
-                self._stats.note_drift(item.name, item.number)
-            plan.skipped[prior.status] += 1
-        elif prior.status is Status.INVALID and prior.digest == item.digest:
-            plan.skipped[Status.INVALID] += 1
-        else:
-            # Fixed since it was invalid, or deleted by rollback: send again.
-            plan.items.append(Send(item, prior))
+            return
+        assert prior is not None, "only a recorded row is skipped"
+        if action is Action.DRIFT:
+            self._stats.note_drift(item.name, item.number)
+        plan.skipped[prior.status] += 1
 
     def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> InputRow:
         return InputRow(number, dict(zip(self._columns, cells, strict=True)), fingerprint)

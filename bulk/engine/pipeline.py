@@ -19,12 +19,10 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,15 +32,25 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulk.engine.intake import Batch, Intake, Send
 from bulk.engine.limiter import AdaptiveLimiter
+from bulk.engine.outcomes import judge
 from bulk.engine.retry import RetryPolicy
+from bulk.engine.stopping import Halt, LaneState, RunControl
 from bulk.engine.summary import RunStats, Summary
-from bulk.engine.target import MAYBE_DONE, CallKind, CallResult, ClientSettings, TargetPool
+from bulk.engine.target import (
+    MAYBE_DONE,
+    CallKind,
+    CallResult,
+    ClientSettings,
+    TargetPool,
+    Targets,
+)
 from bulk.errors import BulkError, LedgerWriteError, TargetError, sole_exception
 from bulk.input.regions import RunRegion
 from bulk.input.source import open_source
 from bulk.input.validate import Validator
+from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.models import Destination, Lane, Outcome, Row, Status, redact_url
+from bulk.models import Destination, Lane, Outcome, redact_url
 from bulk.settings import Settings
 
 # Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
@@ -57,63 +65,21 @@ _RATE_RECORD_INTERVAL = 30.0  # seconds between learned-rate records
 _DRAIN_TIMEOUT = 15.0  # bounded wait for in-flight calls after an interrupt
 
 
-class _Halt(Exception):
-    """The row must not be sent: the run is stopping, or its lane's quota is used up."""
-
-
-@dataclass
-class _LaneState:
-    """A lane's live state: its limiter, and whether its quota of sets is used up.
-
-    ``waiting`` holds the cancel scopes of the calls waiting for a token: a quota stop
-    cancels them, so that no call leaves the lane after the service said its quota is used.
-    """
-
-    lane: Lane
-    limiter: AdaptiveLimiter
-    quota_stopped: bool = False
-    waiting: set[anyio.CancelScope] = field(default_factory=set)
-
-    def stop_quota(self) -> bool:
-        """Stop the lane's sending; True the first time."""
-        if self.quota_stopped:
-            return False
-        self.quota_stopped = True
-        for scope in self.waiting:
-            scope.cancel()
-        return True
-
-
-@dataclass
-class _Control:
-    """Run-wide flags the tasks share; set once, never cleared.
-
-    ``waiting`` holds the cancel scopes of every call waiting for a token (or a retry's
-    backoff): a stop cancels them, so that after the first signal no new call starts.
-    """
-
-    stopping: anyio.Event = field(default_factory=anyio.Event)
-    interrupted: bool = False
-    abort: BulkError | None = None
-    waiting: set[anyio.CancelScope] = field(default_factory=set)
-
-    def stop(self, *, interrupted: bool = False, abort: BulkError | None = None) -> None:
-        self.interrupted = self.interrupted or interrupted
-        if abort is not None and self.abort is None:
-            self.abort = abort
-        self.stopping.set()
-        for scope in self.waiting:
-            scope.cancel()
-
-
 class Engine:
-    """One provisioning run over one input file. Use :func:`provision` rather than this."""
+    """One provisioning run over one input file. Use :func:`provision` rather than this.
+
+    ``targets`` gives each lane's target (see :class:`~bulk.engine.target.Targets`); by default
+    a :class:`~bulk.engine.target.TargetPool` of aiobotocore clients built from ``settings``.
+    The engine closes it when the run ends; a dry run sends nothing through it. ``retry_sleep``
+    replaces ``anyio.sleep`` for the waits between a row's attempts (a stop cuts them short).
+    """
 
     def __init__(
         self,
         input_path: Path,
         settings: Settings,
         *,
+        targets: Targets | None = None,
         on_start: Callable[[RunStats], None] | None = None,
         on_interrupt: Callable[[], None] | None = None,
         handle_signals: bool = False,
@@ -124,14 +90,15 @@ class Engine:
         # read); the settings then carry it, so the ledger records where the run went.
         self._run_region = settings.run_region()
         self.settings = replace(settings, region=self._run_region.region)
-        self.control = _Control()
+        self.control = RunControl()
+        self._targets = targets
         self._on_start = on_start
         self._on_interrupt = on_interrupt
         self._handle_signals = handle_signals
         self._quota_stops: list[str] = []
         self._policy = RetryPolicy(max_attempts=settings.max_attempts)
         self._retry_sleep = retry_sleep
-        self._lanes: dict[Lane, _LaneState] = {}
+        self._lanes: dict[Lane, LaneState] = {}
 
     @property
     def run_region(self) -> RunRegion:
@@ -190,7 +157,7 @@ class Engine:
         elif s.endpoint_url:
             where.append(f"endpoint {redact_url(s.endpoint_url)}")
         stats.where = " · ".join(where)
-        async with self._targets() as pool:
+        async with self._open_targets() as pool:
             if pool is not None and s.region is not None:
                 # Credentials and endpoint are proven before the first row is read, and
                 # before the ledger is touched: a run that cannot start leaves no trace.
@@ -231,19 +198,24 @@ class Engine:
         return summary
 
     @asynccontextmanager
-    async def _targets(self) -> AsyncIterator[TargetPool | None]:
+    async def _open_targets(self) -> AsyncIterator[Targets | None]:
+        """The run's targets (``None`` in a dry run), closed when the run ends."""
         s = self.settings
-        if s.dry_run:
-            yield None
-            return
-        client_settings = ClientSettings(
-            endpoint_url=s.endpoint_url,
-            timeout=s.timeout,
-            pool_size=max(s.concurrency, 10),
-            static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
-        )
-        async with AsyncExitStack() as stack:
-            yield TargetPool(client_settings, stack)
+        targets = self._targets
+        if targets is None:
+            if s.dry_run:
+                yield None
+                return
+            targets = TargetPool(
+                ClientSettings(
+                    endpoint_url=s.endpoint_url,
+                    timeout=s.timeout,
+                    pool_size=max(s.concurrency, 10),
+                    static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
+                )
+            )
+        async with contextlib.aclosing(targets):
+            yield None if s.dry_run else targets
 
     def _current_rate(self) -> float | None:
         """The sum of the lanes' current rates (None while any lane is unlimited)."""
@@ -252,7 +224,7 @@ class Engine:
             return None
         return sum(rate for rate in rates if rate is not None)
 
-    def _lane(self, lane: Lane, ledger: Ledger) -> _LaneState:
+    def _lane(self, lane: Lane, ledger: Ledger) -> LaneState:
         state = self._lanes.get(lane)
         if state is None:
             s = self.settings
@@ -262,7 +234,7 @@ class Engine:
                 initial_rate=ledger.index.learned_rate(lane),
                 adaptive=s.adaptive,
             )
-            state = self._lanes[lane] = _LaneState(lane, limiter)
+            state = self._lanes[lane] = LaneState(lane, limiter)
         return state
 
     async def _pipeline(
@@ -270,7 +242,7 @@ class Engine:
         frames: Iterator[pl.DataFrame],
         intake: Intake,
         ledger: Ledger,
-        pool: TargetPool | None,
+        pool: Targets | None,
         stats: RunStats,
     ) -> None:
         s = self.settings
@@ -299,7 +271,7 @@ class Engine:
         with scope:
             async with anyio.create_task_group() as tg:
                 if self._handle_signals:
-                    tg.start_soon(self._signals)
+                    tg.start_soon(self.control.handle_signals, self._on_interrupt)
                 if not self.settings.dry_run:
                     tg.start_soon(self._syncer, ledger)
                     tg.start_soon(self._checkpointer, ledger)
@@ -337,17 +309,6 @@ class Engine:
         await anyio.sleep(_DRAIN_TIMEOUT)
         drain_scope.cancel()
 
-    async def _signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-            async for _ in received:
-                if self._on_interrupt is not None:
-                    self._on_interrupt()
-                if self.control.interrupted:
-                    # Second signal: leave at once. Every record already written is a whole
-                    # line, so the ledger stays readable.
-                    os._exit(130)
-                self.control.stop(interrupted=True)
-
     async def _reader(
         self,
         frames: Iterator[pl.DataFrame],
@@ -383,7 +344,7 @@ class Engine:
         work_recv: MemoryObjectReceiveStream[Send],
         out_send: MemoryObjectSendStream[Outcome],
         ledger: Ledger,
-        pool: TargetPool | None,
+        pool: Targets | None,
     ) -> None:
         """Send rows until the work stream closes; after a stop, rows left stay pending."""
         async with work_recv, out_send:
@@ -402,19 +363,19 @@ class Engine:
                 if outcome is not None:
                     await _put(out_send, outcome)
 
-    async def _send(self, item: Send, ledger: Ledger, pool: TargetPool) -> Outcome | None:
+    async def _send(self, item: Send, ledger: Ledger, pool: Targets) -> Outcome | None:
         """Send one row with retries; ``None`` leaves it pending for the next run."""
         row = item.row
         target = await pool.get(row.lane)
         lane = self._lane(row.lane, ledger)
-        ambiguous = item.prior is not None and item.prior.ambiguous
+        ambiguous = carries_ambiguity(item.prior)
         attempts = 0
         last: CallResult | None = None
         stats = self._stats
 
         async def attempt() -> CallResult:
             nonlocal attempts, ambiguous, last
-            await self._acquire(lane)
+            await self.control.acquire(lane)
             attempts += 1
             stats.in_flight += 1
             try:
@@ -434,109 +395,26 @@ class Engine:
             result = await self._policy.run(
                 attempt,
                 should_stop=lambda: self.control.stopping.is_set() or lane.quota_stopped,
-                sleep=self._backoff,
+                sleep=lambda seconds: self.control.backoff(seconds, self._retry_sleep),
             )
-        except _Halt:
+        except Halt:
             # Stopped before this attempt was sent: the row stays pending, unless an
             # earlier attempt may have created it (then it is recorded, ambiguous).
             if last is None or not ambiguous:
                 return None
             result = last
-        return self._outcome(row, lane, result, attempts, ambiguous)
-
-    async def _acquire(self, lane: _LaneState) -> None:
-        """Take a token for one call, or raise :class:`_Halt` if the call must not go out.
-
-        Checked again after the wait: a stop (a signal, an abort, the lane's quota) that
-        came while the call waited cancels the wait, and the call is not sent.
-        """
-        control = self.control
-        if control.stopping.is_set() or lane.quota_stopped:
-            raise _Halt
-        with anyio.CancelScope() as scope:
-            control.waiting.add(scope)
-            lane.waiting.add(scope)
-            try:
-                await lane.limiter.acquire()
-            finally:
-                control.waiting.discard(scope)
-                lane.waiting.discard(scope)
-        if scope.cancel_called or control.stopping.is_set() or lane.quota_stopped:
-            raise _Halt
-
-    async def _backoff(self, seconds: float) -> None:
-        """A retry's wait, cut short by a stop (tenacity then asks ``should_stop``)."""
-        with anyio.CancelScope() as scope:
-            self.control.waiting.add(scope)
-            try:
-                if self._retry_sleep is not None:
-                    await self._retry_sleep(seconds)
-                else:
-                    await anyio.sleep(seconds)
-            finally:
-                self.control.waiting.discard(scope)
-
-    def _outcome(
-        self, row: Row, lane: _LaneState, result: CallResult, attempts: int, ambiguous: bool
-    ) -> Outcome | None:
-        """Turn the last answer for a row into its ledger record (or leave it pending)."""
-        kind = result.kind
-        extra: dict[str, Any] = {}
-        message = result.message
-        if kind is CallKind.OK:
-            status = Status.CREATED
-        elif kind is CallKind.EXISTS:
-            # No idempotency token: after an ambiguous attempt, "already exists" means that
-            # attempt created it.
-            status = Status.CREATED if ambiguous else Status.EXISTS
-            message = "created by an earlier attempt whose answer was lost" if ambiguous else ""
-        elif kind is CallKind.BAD_REQUEST:
-            status = Status.INVALID
-        elif kind is CallKind.NOT_FOUND:
-            status = Status.FAILED
-        elif kind is CallKind.QUOTA:
-            status = Status.FAILED
-            if lane.stop_quota():
-                self._quota_stops.append(str(lane.lane))
-        elif kind is CallKind.AUTH:
-            self.control.stop(
-                abort=TargetError(
-                    f"{lane.lane}: the service refused the call ({result.code}: {message}); "
-                    "fix the credentials or permissions and run the same command to resume"
-                )
-            )
-            if not ambiguous:
-                return None
-            status = Status.FAILED
-        else:
-            if kind is CallKind.UNSENT and not ambiguous:
-                self.control.stop(
-                    abort=TargetError(
-                        f"{lane.lane}: endpoint unreachable after {attempts} attempts "
-                        f"({result.code}); check the network and run the same command to resume"
-                    )
-                )
-                return None
-            if self.control.stopping.is_set() and not ambiguous:
-                return None
-            status = Status.FAILED
-            message = f"gave up after {attempts} attempts: {message}".rstrip(": ")
-        if status is Status.FAILED and ambiguous:
-            extra["ambiguous"] = True
-        return Outcome(
-            row=row.number,
-            name=row.name,
-            status=status,
-            lane=row.lane,
-            digest=row.digest,
-            code=result.code,
-            message=message,
+        verdict = judge(
+            row,
+            result,
             attempts=attempts,
-            latency_ms=round(result.latency_ms, 2),
-            request_id=result.request_id,
-            extra=extra,
-            fingerprint=row.fingerprint,
+            ambiguous=ambiguous,
+            stopping=self.control.stopping.is_set(),
         )
+        if verdict.quota and lane.stop_quota():
+            self._quota_stops.append(str(lane.lane))
+        if verdict.abort is not None:
+            self.control.stop(abort=verdict.abort)
+        return verdict.outcome
 
     async def _writer(
         self, out_recv: MemoryObjectReceiveStream[Outcome], ledger: Ledger, stats: RunStats

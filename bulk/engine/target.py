@@ -2,6 +2,11 @@
 
 Every answer or failure of ``CreateConfigurationSet`` is classified into a :class:`CallKind`;
 the retry policy and the engine decide from the kind alone, never from exception types.
+
+The engine takes its targets as a parameter, the way an httpx client takes a transport: it
+asks a :class:`Targets` for each lane's :class:`Target` and never knows what is behind it.
+:class:`TargetPool` (aiobotocore clients, :class:`ServiceTarget`) is the default; a test hands
+the engine a fake that answers from a script, without a network.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import aiobotocore
 import aiohttp
@@ -98,6 +104,38 @@ class CallResult:
     http_status: int | None = None
     request_id: str | None = None
     latency_ms: float = 0.0
+
+
+class Target(Protocol):
+    """One lane's calls: what the engine needs of the service (:class:`ServiceTarget`).
+
+    ``create`` makes exactly one ``CreateConfigurationSet`` attempt and returns its classified
+    answer, whatever the service said; it raises :class:`~bulk.errors.TargetError` only for a
+    failure no row of the lane can get past (no credentials), and anything else it raises is
+    a bug, not an answer. ``preflight`` proves the lane usable before its first row, or raises
+    :class:`~bulk.errors.TargetError` saying what to fix.
+    """
+
+    @property
+    def lane(self) -> Lane: ...
+
+    async def create(self, request: Mapping[str, Any]) -> CallResult: ...
+
+    async def preflight(self) -> None: ...
+
+
+class Targets(Protocol):
+    """Where the engine gets each lane's :class:`Target` (:class:`TargetPool` by default).
+
+    ``get`` is called for every row: it returns the lane's target, the same one each time,
+    after running its :meth:`~Target.preflight` once (the first call), and raises
+    :class:`~bulk.errors.TargetError` when the lane cannot be used. The engine calls
+    ``aclose`` once, when the run ends, as an httpx client closes its transport.
+    """
+
+    async def get(self, lane: Lane) -> Target: ...
+
+    async def aclose(self) -> None: ...
 
 
 def foreign_answer(meta: Mapping[str, Any]) -> str | None:
@@ -200,7 +238,8 @@ def _credential_message(error: Exception, lane: Lane) -> str:
 
 
 class ServiceTarget:
-    """One aiobotocore client for one lane; ``create`` makes exactly one attempt."""
+    """The :class:`Target` of one lane over one aiobotocore client; ``create`` makes exactly one
+    attempt."""
 
     def __init__(self, client: Any, lane: Lane, endpoint: str | None = None) -> None:
         self._client = client
@@ -351,19 +390,35 @@ def client_config(settings: ClientSettings, app_id: str | None = None) -> AioCon
 
 
 class TargetPool:
-    """One client per lane, opened on first use and proven by a pre-flight call.
+    """The default :class:`Targets`: one aiobotocore client per lane, opened on first use and
+    proven by a pre-flight call; :meth:`aclose` (or leaving ``async with``) closes them all.
 
     Lanes appear as rows are read (``Region`` and ``Profile`` columns), so clients are made
     lazily; a lock per lane makes sure exactly one pre-flight runs for it.
     """
 
-    def __init__(self, settings: ClientSettings, stack: AsyncExitStack) -> None:
+    def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
-        self._stack = stack
+        self._stack = AsyncExitStack()
         self._config = client_config(settings)
         self._sessions: dict[str | None, AioSession] = {}
         self._targets: dict[Lane, ServiceTarget] = {}
         self._locks: dict[Lane, anyio.Lock] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every client the pool opened."""
+        await self._stack.aclose()
 
     async def get(self, lane: Lane) -> ServiceTarget:
         """The lane's target, opening its client and running its pre-flight the first time."""

@@ -1,24 +1,16 @@
-"""What earlier runs recorded, and what a resumed run must still do: the resume index.
+"""What earlier runs recorded, per (lane, name): the resume index a resumed run consults.
 
 :func:`bulk.ledger.reader.scan` reads a ledger into a :class:`ResumeIndex`; the engine asks it,
-row by row, for the :class:`Prior` record of a (lane, name) or straight for the
-:class:`Action` to take. The resume rules (DESIGN.md, "Ledger"): settled rows (created,
-exists, invalid) are skipped; an invalid row only while its content (digest) is unchanged; a
-created/exists row whose content changed is drift, reported and never re-sent; failed and
-deleted rows are sent again.
+row by row, for the :class:`~bulk.ledger.records.Prior` record of a (lane, name), which the
+resume rules (:mod:`~bulk.ledger.rules`) judge, and whether a row was recorded ``invalid``.
 
 A million records must load in about a second and fit in a few tens of MB, so the index
 holds no Python object per record. What a record says (status, row, digest, code) lives in
-flat arrays indexed by its position in the file. A (lane, name) is found by its 64-bit key,
-Python's hash of the pair, in a sorted array of keys beside the position of its latest
-record: a binary search per lookup. The keys are sorted, and the latest record per key
-chosen, by polars, once all records are in (:meth:`ResumeIndex.seal`).
-
-A sealed index can be saved as an :class:`IndexImage` (:mod:`~bulk.ledger.index_file` writes it
-beside
-the ledger) and loaded back without parsing the ledger again. The keys, being hashes seeded
-per process, are not in the image: the names are, and the keys are made from them at the
-first lookup by name. A resume whose rows are all found by fingerprint never makes them.
+flat arrays indexed by its position in the file. A (lane, name) is found by its 64-bit key
+in sorted arrays of keys beside the position of its latest record; the keys are sorted, and
+the latest record per key chosen, by polars, once all records are in (:meth:`ResumeIndex.seal`,
+with :mod:`~bulk.ledger.index_keys`, which also holds the :class:`IndexImage` a sealed index is
+saved as and loaded back from without parsing the ledger again).
 
 Two names whose keys collide (odds about 3e-8 for a million names against a million
 records, the hash seed being random per process) would share one entry: the later name's
@@ -29,99 +21,48 @@ differs, so the row is reported as drift rather than sent; it is never skipped s
 from __future__ import annotations
 
 import contextlib
-import enum
 import threading
 from array import array
-from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import polars as pl
 
 from bulk.errors import LedgerError
-from bulk.models import Lane, Status
+from bulk.ledger.index_keys import (
+    INVALID,
+    NAMES_SCHEMA,
+    PARTS_SCHEMA,
+    STATUSES,
+    IndexImage,
+    Keys,
+    Sealed,
+    find,
+    keyed,
+    seal,
+    sorted_keys,
+    writable,
+)
+from bulk.ledger.records import Prior
+from bulk.models import Lane
 
-__all__ = [
-    "ENTRIES_SCHEMA",
-    "ROW_LIMIT",
-    "UNCHANGED_SCHEMA",
-    "Action",
-    "IndexImage",
-    "Prior",
-    "ResumeIndex",
-]
+__all__ = ["ResumeIndex"]
 
 # A record's status, ambiguity and code id live in ``_meta[position]`` as
 # ``status | ambiguous << 3 | code_id << 4``; its row number in ``_rows[position]``.
 _POS_LIMIT = (1 << 32) - 1
-ROW_LIMIT = 1 << 32  # row numbers are in [0, ROW_LIMIT)
 _CODE_LIMIT = 1 << 28
-_STATUSES: tuple[Status, ...] = tuple(Status)
-_STATUS_ID = {status.value: i for i, status in enumerate(_STATUSES)}
+_STATUS_ID = {status.value: i for i, status in enumerate(STATUSES)}
 _AMBIGUOUS = 8
-_INVALID = _STATUSES.index(Status.INVALID)  # ids above it are failed and deleted
-_SETTLED = (_STATUSES.index(Status.CREATED), _STATUSES.index(Status.EXISTS))
 _HEX = r"^(?:[0-9a-f]{2})+$"
-_STATUS_ENUM = pl.Enum([status.value for status in _STATUSES])
-_PARTS_SCHEMA = {"key": pl.Int64, "pos": pl.UInt32, "status": pl.UInt8, "fingerprint": pl.UInt64}
-# With names kept (to save an image), per position: the lane's id (see ResumeIndex._lanes)
-# and the name.
-_NAMES_SCHEMA = {"pos": pl.UInt32, "lane": pl.UInt32, "name": pl.Binary}
-# The fingerprint table: see ResumeIndex.unchanged.
-UNCHANGED_SCHEMA = {"fingerprint": pl.UInt64, "status": _STATUS_ENUM}
-# An image's entries: each key's latest records (one per family), in file order.
-ENTRIES_SCHEMA = {
-    "lane": pl.UInt32,
-    "name": pl.Binary,
-    "pos": pl.UInt32,
-    "status": pl.UInt8,
-    "fingerprint": pl.UInt64,
-}
-_TO_LIST = 1 << 16  # values converted to Python ints at a time, to bound the transient lists
-_LAST = (pl.col("key") != pl.col("key").shift(-1)).fill_null(True)  # of its key, once sorted
-_IS_INVALID = pl.col("status") == _INVALID
-_SLICE_BITS = 4
-_SLICES = 1 << _SLICE_BITS  # the key space is sorted in this many slices
-
-
-class Action(enum.StrEnum):
-    """What a resumed run does with an input row, given what the ledger holds for it."""
-
-    SEND = "send"  # never recorded, failed or deleted, or invalid and changed since
-    SKIP = "skip"  # settled and unchanged
-    DRIFT = "drift"  # created/exists, but the row's request changed since: report, never re-send
-
-
-@dataclass(frozen=True, slots=True)
-class Prior:
-    """What an earlier run recorded for one (lane, name): a row record (see ResumeIndex.get).
-
-    ``ambiguous`` is true on a ``failed`` record when an attempt may have created the
-    configuration set without the run learning it (timeout, 5xx, dropped connection): an
-    ``AlreadyExists`` answer on a resumed run then means ``created``, not ``exists``.
-    """
-
-    row: int
-    status: Status
-    digest: str
-    code: str | None = None
-    ambiguous: bool = False
-
-    def action(self, digest: str) -> Action:
-        """Decide a row whose request now hashes to ``digest`` (the resume rules of DESIGN.md)."""
-        if self.status is Status.CREATED or self.status is Status.EXISTS:
-            return Action.SKIP if digest == self.digest else Action.DRIFT
-        if self.status is Status.INVALID and digest == self.digest:
-            return Action.SKIP
-        return Action.SEND
 
 
 class ResumeIndex:
     """What earlier runs recorded, per (lane, name), and the learned rate per lane.
 
-    Built by :func:`scan` (``fold`` each chunk of records, then ``seal``); an empty index
-    (``ResumeIndex()``) stands for a new ledger. Lookups take a :class:`~bulk.models.Lane`
-    or its string form (``"sesv2/default/us-east-1"``), and seal the index if need be.
+    Built by :func:`~bulk.ledger.reader.scan` (``fold`` each chunk of records, then ``seal``);
+    an empty index (``ResumeIndex()``) stands for a new ledger. Lookups take a
+    :class:`~bulk.models.Lane` or its string form (``"sesv2/default/us-east-1"``), and seal the
+    index if need be.
 
     Two records are kept per (lane, name): the latest about the configuration set (``created``,
     ``exists``, ``failed``, ``deleted``) and the latest ``invalid`` one, which is about an
@@ -156,10 +97,10 @@ class ResumeIndex:
         self._odd: dict[int, str] = {}  # position -> digest that is not hex of _width bytes
         self._rates: dict[str, float] = {}
         self._lane_keys: dict[Lane, str] = {}
-        self._sealed: _Sealed | None = None
+        self._sealed: Sealed | None = None
         self._sealing = threading.Lock()
         # Loaded from an image: its tables, until a record is folded in after it.
-        self._image: _Sealed | None = None
+        self._image: Sealed | None = None
         self._image_entries: Callable[[], pl.DataFrame] | None = None
         self._image_records = 0
 
@@ -182,7 +123,7 @@ class ResumeIndex:
         index._rates = dict(image.rates)
         index._lanes = list(image.lanes)
         index._lane_ids = {lane: i for i, lane in enumerate(image.lanes)}
-        index._image = _Sealed(
+        index._image = Sealed(
             length=image.length,
             counts=dict(image.counts),
             unchanged=image.unchanged,
@@ -253,21 +194,6 @@ class ResumeIndex:
         pos = self._position(lane, name, digest)
         return None if pos is None else self._prior(pos)
 
-    def action(self, lane: Lane | str, name: str, digest: str) -> Action:
-        """What a resumed run does with the row ``name`` whose request hashes to ``digest``.
-
-        Same answer as ``get(lane, name, digest).action(digest)``, without building a Prior.
-        """
-        pos = self._position(lane, name, digest)
-        if pos is None:
-            return Action.SEND
-        status = self._meta[pos] & 7
-        if status > _INVALID:  # failed, deleted
-            return Action.SEND
-        if self._digest(pos) == digest:
-            return Action.SKIP
-        return Action.SEND if status == _INVALID else Action.DRIFT
-
     def recorded_invalid(self, lane: Lane | str, name: str, digest: str, row: int) -> bool:
         """Whether an earlier run recorded data row ``row`` invalid with this very content.
 
@@ -278,12 +204,6 @@ class ResumeIndex:
         """
         recorded = self._invalid_rows.get(self._key(lane))
         return recorded is not None and (name, digest, row) in recorded
-
-    def ambiguous(self, lane: Lane | str, name: str) -> bool:
-        """Whether the latest record about this configuration set is an ambiguous failure."""
-        tables = self._tables()
-        pos = _find(tables.state_keys, tables.state_positions, hash((self._key(lane), name)))
-        return pos is not None and bool(self._meta[pos] & _AMBIGUOUS)
 
     def learned_rate(self, lane: Lane | str) -> float | None:
         """The adaptive limiter's last recorded rate for ``lane`` (requests/s), if any."""
@@ -325,9 +245,9 @@ class ResumeIndex:
         """The position of the record that answers a lookup of ``name`` (see :meth:`get`)."""
         tables = self._tables()
         key = hash((self._key(lane), name))
-        state = _find(tables.state_keys, tables.state_positions, key)
+        state = find(tables.state_keys, tables.state_positions, key)
         if tables.invalid_keys:
-            invalid = _find(tables.invalid_keys, tables.invalid_positions, key)
+            invalid = find(tables.invalid_keys, tables.invalid_positions, key)
             if invalid is not None:
                 return self._choose(state, invalid, digest)
         return state
@@ -349,7 +269,7 @@ class ResumeIndex:
         meta = self._meta[pos]
         return Prior(
             row=self._rows[pos],
-            status=_STATUSES[meta & 7],
+            status=STATUSES[meta & 7],
             digest=self._digest(pos),
             code=self._codes[meta >> 4],
             ambiguous=bool(meta & _AMBIGUOUS),
@@ -397,7 +317,7 @@ class ResumeIndex:
         """
         self._ready()
 
-    def _ready(self) -> _Sealed:
+    def _ready(self) -> Sealed:
         sealed = self._sealed
         if sealed is None:
             with self._sealing:
@@ -406,7 +326,14 @@ class ResumeIndex:
                     sealed = self._sealed = self._image or self._seal()
         return sealed
 
-    def _tables(self) -> _Keys:
+    def _seal(self) -> Sealed:
+        """Seal what was folded in (see :func:`~bulk.ledger.index_keys.seal`); the parts and
+        names are handed over, so that they are freed as the sealing goes."""
+        parts, self._parts = self._parts, []
+        names, self._names = self._names, []
+        return seal(parts, names if self._keep_names else None)
+
+    def _tables(self) -> Keys:
         """The sorted keys, made from an image's names at the first lookup by name."""
         sealed = self._ready()
         keys = sealed.keys
@@ -415,7 +342,7 @@ class ResumeIndex:
                 keys = sealed.keys
                 if keys is None:
                     assert self._image_entries is not None
-                    keys = sealed.keys = _sorted_keys(self._keyed(self._image_entries()))
+                    keys = sealed.keys = sorted_keys(keyed(self._image_entries(), self._lanes))
         assert keys is not None
         return keys
 
@@ -425,99 +352,14 @@ class ResumeIndex:
             return
         assert self._image_entries is not None
         entries = self._image_entries()
-        self._parts.append(self._keyed(entries))
+        self._parts.append(keyed(entries, self._lanes))
         if self._keep_names:
-            self._names.append(entries.select(list(_NAMES_SCHEMA)))
+            self._names.append(entries.select(list(NAMES_SCHEMA)))
         self._image = None
         self._image_entries = None
-        self._meta = _writable(self._meta)
-        self._rows = _writable(self._rows)
+        self._meta = writable(self._meta)
+        self._rows = writable(self._rows)
         self._blob = bytearray(self._blob)
-
-    def _keyed(self, entries: pl.DataFrame) -> pl.DataFrame:
-        """An image's entries as a part: each key's latest records stand for all of its.
-
-        The names become Python strings a slice at a time, to bound the transient objects.
-        """
-        lanes = self._lanes
-        keys = []
-        for start in range(0, entries.height, _TO_LIST):
-            chunk = entries.slice(start, _TO_LIST)
-            pairs = zip(chunk["lane"].to_list(), chunk["name"].to_list(), strict=True)
-            keys.append(
-                pl.Series(
-                    [
-                        hash((lanes[lane], name.decode("utf-8", "surrogatepass")))
-                        for lane, name in pairs
-                    ],
-                    dtype=pl.Int64,
-                )
-            )
-        key = pl.concat(keys) if keys else pl.Series(dtype=pl.Int64)
-        return (
-            entries.select(list(_PARTS_SCHEMA)[1:])
-            .with_columns(key=key)
-            .select(list(_PARTS_SCHEMA))
-        )
-
-    def _seal(self) -> _Sealed:
-        """Sort the keys (see _sorted_keys); count, and make the fingerprint table, on the way."""
-        records = pl.concat(self._parts) if self._parts else pl.DataFrame(schema=_PARTS_SCHEMA)
-        self._parts = []
-        tally = [0] * len(_STATUSES)
-        settled: list[pl.DataFrame] = []
-        latest: list[pl.DataFrame] = []
-        named = self._keep_names
-
-        def each(part: pl.DataFrame, state: pl.DataFrame, rejected: pl.DataFrame) -> None:
-            for status, count in part.filter(_LAST)["status"].value_counts().iter_rows():
-                tally[status] += count
-            if named:
-                latest.extend((state.drop("key"), rejected.drop("key")))
-            settled.append(
-                state.filter(
-                    pl.col("status").is_in(_SETTLED) & (pl.col("fingerprint") != 0)
-                ).select("fingerprint", "status")
-            )
-
-        keys = _sorted_keys(records, each)
-        del records
-        found = pl.concat(settled, rechunk=True)
-        settled.clear()
-        slice_of = _slice("fingerprint", signed=False)
-        unchanged = pl.concat(
-            [found.filter(slice_of == i).sort("fingerprint") for i in range(_SLICES)],
-            rechunk=True,
-        ).select(
-            "fingerprint",
-            status=pl.col("status").replace_strict(
-                dict(enumerate(_STATUS_ENUM.categories.to_list())), return_dtype=_STATUS_ENUM
-            ),
-        )
-        return _Sealed(
-            length=sum(tally),
-            counts={status.value: n for status, n in zip(_STATUSES, tally, strict=True)},
-            unchanged=unchanged,
-            keys=keys,
-            entries=self._entries(latest) if named else None,
-        )
-
-    def _entries(self, latest: list[pl.DataFrame]) -> pl.DataFrame:
-        """Each key's latest records with their lanes and names, in file order."""
-        entries = pl.concat(latest).sort("pos")
-        positions = entries["pos"]
-        found: list[pl.DataFrame] = [pl.DataFrame(schema={"lane": pl.UInt32, "name": pl.Binary})]
-        parts, self._names = self._names, []
-        parts.reverse()
-        while parts:  # in file order; popped, so that each is freed once its names are taken
-            part = parts.pop()
-            if not part.height:
-                continue
-            low = positions.search_sorted(part["pos"][0], side="left")
-            high = positions.search_sorted(part["pos"][-1], side="right")
-            at = part["pos"].search_sorted(positions.slice(low, high - low))
-            found.append(part.select(pl.col("lane", "name").gather(at)))
-        return pl.concat([entries, pl.concat(found)], how="horizontal").select(list(ENTRIES_SCHEMA))
 
     def _add_rows(self, rows: pl.DataFrame) -> None:
         n = rows.height
@@ -550,7 +392,7 @@ class ResumeIndex:
             keys = [hash(pair) for pair in zip(lanes.to_list(), texts, strict=True)]
         records = pl.DataFrame(
             {"key": keys, "pos": positions, "status": status, "fingerprint": fingerprints},
-            schema=_PARTS_SCHEMA,
+            schema=PARTS_SCHEMA,
         )
         if self._keep_names:
             self._names.append(
@@ -560,11 +402,11 @@ class ResumeIndex:
                         "lane": self._lane_ids_of(lanes),
                         "name": names.cast(pl.Binary),
                     },
-                    schema=_NAMES_SCHEMA,
+                    schema=NAMES_SCHEMA,
                 )
             )
         self._parts.append(records)
-        invalid = status == _INVALID
+        invalid = status == INVALID
         if invalid.any():  # remembered row by row: see recorded_invalid
             flags = invalid.to_list()
             for lane, name, digest, number, bad in zip(
@@ -630,107 +472,3 @@ class ResumeIndex:
         )
         filler = pl.repeat("00" * width, digests.len(), eager=True)
         blob += bytes.fromhex(digests.zip_with(fits, filler).str.join("").item())
-
-
-@dataclass(frozen=True)
-class IndexImage:
-    """A sealed :class:`ResumeIndex` as plain data: what :mod:`bulk.ledger.index_file` saves.
-
-    ``meta``, ``rows`` (native ``uint32`` each) and ``blob`` are bytes per position;
-    ``entries`` gives, when called, each key's latest records (``ENTRIES_SCHEMA``, in file
-    order), which the keys are made from.
-    """
-
-    meta: bytes | memoryview
-    rows: bytes | memoryview
-    blob: bytes | memoryview
-    width: int
-    odd: dict[int, str]
-    codes: list[str | None]
-    invalid_rows: dict[str, list[tuple[str, str, int]]]
-    rates: dict[str, float]
-    lanes: list[str]
-    length: int
-    counts: dict[str, int]
-    unchanged: pl.DataFrame
-    entries: Callable[[], pl.DataFrame]
-
-
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    """A sealed index's lookup tables: per family, keys ascending beside their positions."""
-
-    state_keys: array[int]  # keys with a record about the configuration set
-    state_positions: array[int]  # the latest such record of each
-    invalid_keys: array[int]  # keys with an ``invalid`` record
-    invalid_positions: array[int]  # the latest such record of each
-
-
-@dataclass(slots=True)
-class _Sealed:
-    """A sealed index: its counts, its fingerprint table, and its keys once made."""
-
-    length: int
-    counts: dict[str, int]
-    unchanged: pl.DataFrame
-    keys: _Keys | None  # None until made from an image's entries
-    entries: pl.DataFrame | None  # with names kept: each key's latest records (see IndexImage)
-
-
-def _sorted_keys(
-    records: pl.DataFrame,
-    each: Callable[[pl.DataFrame, pl.DataFrame, pl.DataFrame], None] | None = None,
-) -> _Keys:
-    """Sort the keys and pick each one's latest records, a slice of the key space at a time
-    (polars needs several times a frame's size to sort it: in slices, a few tens of MB).
-
-    ``each(part, state, rejected)`` sees every slice: its records sorted by key, and the
-    latest record about the set and the latest ``invalid`` one of each key in it.
-    """
-    state_keys, state_positions = array("q"), array("I")
-    invalid_keys, invalid_positions = array("q"), array("I")
-    for number in range(_SLICES):
-        # The sort is stable: a key's records stay in file order, its latest one last.
-        part = records.filter(_slice("key", signed=True) == number)
-        part = part.sort("key", maintain_order=True)
-        state = part.filter(~_IS_INVALID).filter(_LAST)
-        rejected = part.filter(_IS_INVALID).filter(_LAST)
-        _extend(state_keys, state["key"])
-        _extend(state_positions, state["pos"])
-        _extend(invalid_keys, rejected["key"])
-        _extend(invalid_positions, rejected["pos"])
-        if each is not None:
-            each(part, state, rejected)
-    return _Keys(state_keys, state_positions, invalid_keys, invalid_positions)
-
-
-def _writable(values: array[int] | memoryview) -> array[int]:
-    """An image's read-only ``uint32`` view as an array that can grow."""
-    if isinstance(values, array):
-        return values
-    out = array("I")
-    out.frombytes(values.cast("B"))
-    return out
-
-
-def _find(keys: array[int], positions: array[int], key: int) -> int | None:
-    """The position beside ``key`` in the ascending ``keys``, or None."""
-    i = bisect_left(keys, key)
-    if i < len(keys) and keys[i] == key:
-        return positions[i]
-    return None
-
-
-def _extend(out: array[int], values: pl.Series) -> None:
-    """Append ``values`` to a compact array, converted to Python ints a slice at a time."""
-    for start in range(0, values.len(), _TO_LIST):
-        out.extend(values.slice(start, _TO_LIST).to_list())
-
-
-def _slice(column: str, *, signed: bool) -> pl.Expr:
-    """Which of ``_SLICES`` slices of its range a 64-bit ``column``'s value is in: its top bits.
-
-    Slice ``i`` holds only values below those of slice ``i + 1``, signed or not.
-    """
-    top = pl.col(column) // (1 << (64 - _SLICE_BITS))  # a floor: -8..7 for Int64, 0..15 for UInt64
-    return (top + _SLICES // 2 if signed else top).cast(pl.UInt8)

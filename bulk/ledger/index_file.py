@@ -1,11 +1,14 @@
 """The resume index saved beside its ledger: a resume reads it instead of the whole ledger.
 
-``tenants.csv.ledger.jsonl.index`` holds a sealed :class:`~bulk.ledger.index.ResumeIndex` as it
-stood after the first ``end`` bytes of its ledger. A run that finds it valid loads it and
-parses only the records appended since; a million settled rows then load in a fraction of a
-second instead of parsing 260 MB of JSON. It is a cache: deleting it loses nothing, and
-anything wrong with it (missing, torn, written for other bytes, another format) only means
-the ledger is read in full.
+``tenants.csv.ledger.jsonl.index`` holds the :class:`~bulk.ledger.index_keys.IndexImage` of a
+sealed :class:`~bulk.ledger.index.ResumeIndex` as it stood after the first ``end`` bytes of its
+ledger, and the run headers of those bytes. This module owns that file: its format, when it is
+valid (:func:`load`, which the ledger's reader calls), when it is worth writing again
+(:func:`worth_saving`), and writing it (:func:`save`, which the ledger's writer calls). A run
+that finds it valid loads it and parses only the records appended since; a million settled
+rows then load in a fraction of a second instead of parsing 260 MB of JSON. It is a cache:
+deleting it loses nothing, and anything wrong with it (missing, torn, written for other bytes,
+another format) only means the ledger is read in full.
 
 Valid means: the right magic and format, every section within the file and matching its
 CRC-32, and the ledger's first ``end`` bytes as they were when it was saved: the same CRC-32,
@@ -30,7 +33,7 @@ import mmap
 import os
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +41,14 @@ from typing import Any
 import polars as pl
 
 from bulk.errors import LedgerError
-from bulk.ledger.index import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage, ResumeIndex
+from bulk.ledger.index_keys import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage
+from bulk.ledger.records import RunHeader
+from bulk.models import Destination
+from bulk.polars_errors import ANY_POLARS_ERROR, POLARS_ERRORS
 
 __all__ = [
-    "ANY_POLARS_ERROR",
     "MIN_RECORDS",
+    "UNSAVED_SHARE",
     "Loaded",
     "index_path",
     "load",
@@ -60,19 +66,16 @@ _PROBE = 64 << 10  # ledger bytes hashed at each end of the covered prefix
 _BLOCK = 1 << 20  # bytes read at a time to check a section's CRC
 _ALIGN = 8
 _SECTIONS = ("meta", "rows", "blob", "unchanged", "entries")
-# Anything a polars read can raise: a Rust panic comes as pyo3's PanicException, which is
-# not an Exception (the ledger's reader catches the same).
-ANY_POLARS_ERROR: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
-# What writing a frame to a file can raise besides OSError (a full disk, seen by polars).
-_POLARS_WRITE_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+# What a failed save raises: polars sees a full disk too, when it writes a frame.
+_SAVE_ERRORS: tuple[type[BaseException], ...] = (OSError, *POLARS_ERRORS)
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """A valid index file: the index image, the caller's metadata, the ledger bytes covered."""
+    """A valid index file: the index image, the run headers and the ledger bytes it covers."""
 
     image: IndexImage
-    meta: dict[str, Any]
+    runs: list[RunHeader]
     end: int
 
 
@@ -102,9 +105,11 @@ def load(ledger_fd: int, ledger: Path, usable_end: int) -> Loaded | None:
         os.close(fd)
 
 
-def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[str, Any]) -> bool:
-    """Save ``index`` (built from the ledger's first ``end`` bytes, with names kept) beside
-    the ledger, with ``meta`` (JSON values) for :func:`load` to hand back.
+def save(
+    ledger_fd: int, ledger: Path, image: IndexImage, end: int, runs: Sequence[RunHeader]
+) -> bool:
+    """Save ``image`` (of the index of the ledger's first ``end`` bytes, whose run headers
+    are ``runs``) beside the ledger, for :func:`load` to hand back.
 
     Written to a temporary file, then renamed over the old one: a reader sees the old file
     or the new one, and a crash leaves at worst a file that fails its checks (or a temporary
@@ -115,7 +120,6 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _remove_stale(path)
     try:
-        image = index.image()
         sections: dict[str, bytes | memoryview | pl.DataFrame] = {
             "meta": image.meta,
             "rows": image.rows,
@@ -136,7 +140,7 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
             "lanes": image.lanes,
             "length": image.length,
             "counts": image.counts,
-            "meta": meta,
+            "meta": {"runs": [_run_fields(run) for run in runs]},
         }
         with open(temporary, "w+b") as file:
             file.write(MAGIC)
@@ -156,7 +160,7 @@ def save(ledger_fd: int, ledger: Path, index: ResumeIndex, end: int, meta: dict[
             at = file.tell()
             file.write(encoded + at.to_bytes(8, "little") + len(encoded).to_bytes(8, "little"))
         os.replace(temporary, path)
-    except (OSError, *_POLARS_WRITE_ERRORS):
+    except _SAVE_ERRORS:
         with contextlib.suppress(OSError):
             temporary.unlink()
         return False
@@ -239,9 +243,35 @@ def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None
         entries=_entries_reader(mapped, sections["entries"], path),
     )
     meta = header["meta"]
-    if not isinstance(meta, dict):
+    runs = _runs(meta.get("runs")) if isinstance(meta, dict) else None
+    if runs is None:
         return None
-    return Loaded(image=image, meta=meta, end=end)
+    return Loaded(image=image, runs=runs, end=end)
+
+
+def _run_fields(run: RunHeader) -> list[str | None]:
+    """How a run header is kept in the file: its input file name and target, as a list."""
+    target = run.target
+    return [run.input, target.service, target.region, target.profile, target.endpoint]
+
+
+def _runs(saved: Any) -> list[RunHeader] | None:
+    """The run headers :func:`_run_fields` kept, or ``None`` if they are malformed."""
+    if not isinstance(saved, list):
+        return None
+    runs = []
+    for fields in saved:
+        if not isinstance(fields, list) or len(fields) != 5:
+            return None
+        source, service, region, profile, endpoint = fields
+        if not all(isinstance(value, str) for value in (source, service, region)):
+            return None
+        if not all(value is None or isinstance(value, str) for value in (profile, endpoint)):
+            return None
+        runs.append(
+            RunHeader(source, Destination(service, region, profile=profile, endpoint=endpoint))
+        )
+    return runs
 
 
 def _entries_reader(

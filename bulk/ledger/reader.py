@@ -1,23 +1,24 @@
 """Reading a ledger file: its torn tail, its run headers, and its records into an index.
 
-A ledger is JSONL written by :class:`bulk.ledger.writer.Ledger`: one run header per run
-(``kind: "run"``), one record per row (it has a ``status``), and the odd ``kind: "rate"`` or
-``kind: "end"`` record. Reading follows two rules:
+A ledger is JSONL written by :class:`bulk.ledger.writer.Ledger` in the format of
+:mod:`~bulk.ledger.records`: one run header per run (``kind: "run"``), one record per row (it
+has a ``status``), and the odd ``kind: "rate"`` or ``kind: "end"`` record. This module owns
+reading it: :func:`scan` (at open, into a :class:`~bulk.ledger.index.ResumeIndex`),
+:func:`read_records` (every record as a dict), :func:`usable_end`, and the chunk parsing they
+share. Reading follows two rules:
 
 - the tail of the file that a crash may have torn (bytes after the last newline, and a last
   line that is not a JSON object) is ignored; :func:`usable_end` says where it starts, so the
   writer can cut it away before appending;
 - any other line that is not a valid record is an error naming the file and the line.
 
-A ledger's index saved beside it (:mod:`~bulk.ledger.index_file`) is loaded when it is valid, and
-only
-the records appended since are parsed. Without one, a million-row ledger must still load in a
-second or two, so the file is parsed in chunks by polars
-with a fixed schema, one chunk ahead in a thread, and folded into the
-:class:`~bulk.ledger.index.ResumeIndex` column-wise; run headers, rare and nested, are found by
-polars and read by :mod:`json`. A chunk polars cannot parse, or that fails a check, is parsed
-again line by line with :mod:`json`, which finds the line to blame; both paths feed the same
-fold.
+A ledger's index saved beside it (:mod:`~bulk.ledger.index_file`) is loaded when it is
+valid, and only the records appended since are parsed. Without one, a million-row ledger must
+still load in a second or two, so the file is parsed in chunks by polars with a fixed schema,
+one chunk ahead in a thread, and folded into the index column-wise; run headers, rare and
+nested, are found by polars and read by :mod:`json`. A chunk polars cannot parse, or that
+fails a check, is parsed again line by line with :mod:`json`, which finds the line to blame;
+both paths feed the same fold.
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ from typing import Any
 import polars as pl
 
 from bulk.errors import LedgerError
-from bulk.ledger import index_file as snapshot
-from bulk.ledger.index import ROW_LIMIT, ResumeIndex
-from bulk.models import Destination, Status
+from bulk.ledger import index_file
+from bulk.ledger.index import ResumeIndex
+from bulk.ledger.records import ROW_LIMIT, STATUS_VALUES, RunHeader, parse_run_header
+from bulk.polars_errors import ANY_POLARS_ERROR
 
-__all__ = ["RunHeader", "Scan", "read_records", "save_index", "scan", "usable_end"]
+__all__ = ["Scan", "read_records", "scan", "usable_end"]
 
 _CHUNK = 2 << 20  # bytes parsed at once (two in flight): bounds the memory a load needs
 _TAIL_BLOCK = 64 << 10
-_STATUS_VALUES = [status.value for status in Status]
+_STATUS_VALUES = list(STATUS_VALUES)  # a list, as polars' is_in takes it
 
 _SCHEMA: dict[str, Any] = {
     "kind": pl.String,
@@ -60,14 +62,6 @@ _SCHEMA: dict[str, Any] = {
 }
 # polars decodes a lone surrogate escape as U+0000, json keeps it: such chunks take the slow path.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-@dataclass(frozen=True)
-class RunHeader:
-    """The identity a run header binds its ledger to: input file name and target."""
-
-    input: str
-    target: Destination
 
 
 _Parsed = tuple[pl.DataFrame, list[RunHeader]]  # a chunk's row/rate records, its run headers
@@ -95,12 +89,12 @@ def scan(
     """Read the ledger open on ``fd`` (any read position; it is not moved) into a :class:`Scan`.
 
     Starts from the ledger's saved index if it is valid. ``keep_names``: build an index that
-    can be saved (:func:`save_index`); with ``only_if_unsaved``, only when the saved index
-    leaves enough of the ledger out to be worth saving again (the names cost memory).
-    ``end``: read only the first ``end`` bytes, known to end with a whole record (a ledger
-    being appended to), instead of finding where its usable part ends.
-    Raises :class:`LedgerError` naming ``path`` and the line for a line that is not a valid
-    record, other than a torn last line.
+    can be saved (:func:`bulk.ledger.writer.save_index`); with ``only_if_unsaved``, only when
+    the saved index leaves enough of the ledger out to be worth saving again (the names cost
+    memory). ``end``: read only the first ``end`` bytes, known to end with a whole record (a
+    ledger being appended to), instead of finding where its usable part ends. Raises
+    :class:`LedgerError` naming ``path`` and the line for a line that is not a valid record,
+    other than a torn last line.
     """
     size = os.fstat(fd).st_size
     if end is None:
@@ -118,57 +112,20 @@ def scan(
     return result
 
 
-def save_index(fd: int, path: Path, found: Scan | None = None, *, end: int | None = None) -> bool:
-    """Save the index of the ledger open on ``fd`` beside it; whether it was saved.
-
-    ``found``: a scan of it made with ``keep_names``, else it is scanned again (from the
-    saved index if valid), whole or its first ``end`` bytes (see :func:`scan`). The caller
-    holds the ledger's exclusive lock.
-    """
-    if found is None or not found.index.names_kept:
-        found = scan(fd, path, keep_names=True, end=end)
-    runs = [
-        [run.input, run.target.service, run.target.region, run.target.profile, run.target.endpoint]
-        for run in found.runs
-    ]
-    return snapshot.save(fd, path, found.index, found.end, {"runs": runs})
-
-
 def _from_saved(fd: int, path: Path, end: int, *, keep_names: bool, only_if_unsaved: bool) -> Scan:
     """A scan of the prefix the saved index covers, or of nothing if it is not valid."""
-    loaded = snapshot.load(fd, path, end)
+    loaded = index_file.load(fd, path, end)
     if loaded is not None:
-        runs = _saved_runs(loaded.meta)
-        if runs is not None:
-            unsaved = end - loaded.end  # bytes: records are about the same size
-            if only_if_unsaved and unsaved < end * snapshot.UNSAVED_SHARE:
-                keep_names = False
-            try:
-                index = ResumeIndex.from_image(loaded.image, keep_names=keep_names)
-            except ValueError:
-                pass
-            else:
-                return Scan(index=index, runs=runs, end=end, start=loaded.end)
+        unsaved = end - loaded.end  # bytes: records are about the same size
+        if only_if_unsaved and unsaved < end * index_file.UNSAVED_SHARE:
+            keep_names = False
+        try:
+            index = ResumeIndex.from_image(loaded.image, keep_names=keep_names)
+        except ValueError:
+            pass
+        else:
+            return Scan(index=index, runs=loaded.runs, end=end, start=loaded.end)
     return Scan(index=ResumeIndex(keep_names=keep_names), end=end)
-
-
-def _saved_runs(meta: dict[str, Any]) -> list[RunHeader] | None:
-    saved = meta.get("runs")
-    if not isinstance(saved, list):
-        return None
-    runs = []
-    for fields in saved:
-        if not isinstance(fields, list) or len(fields) != 5:
-            return None
-        source, service, region, profile, endpoint = fields
-        if not all(isinstance(value, str) for value in (source, service, region)):
-            return None
-        if not all(value is None or isinstance(value, str) for value in (profile, endpoint)):
-            return None
-        runs.append(
-            RunHeader(source, Destination(service, region, profile=profile, endpoint=endpoint))
-        )
-    return runs
 
 
 def _parsed_chunks(
@@ -235,7 +192,7 @@ def _parse_fast(chunk: bytes) -> _Parsed | None:
         return None
     try:
         frame = pl.read_ndjson(chunk, schema=_SCHEMA)
-    except snapshot.ANY_POLARS_ERROR:
+    except ANY_POLARS_ERROR:
         return None
     kind = pl.col("kind")
     status = pl.col("status")
@@ -268,7 +225,7 @@ def _parse_fast(chunk: bytes) -> _Parsed | None:
     runs = []
     for position in frame.select(pl.arg_where(kind == "run")).to_series().to_list():
         record = _loads(lines[position])
-        header = _run_header(record) if isinstance(record, dict) else None
+        header = parse_run_header(record) if isinstance(record, dict) else None
         if not isinstance(header, RunHeader):
             return None
         runs.append(header)
@@ -318,7 +275,7 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
     if kind is not None:
         kind = kind if isinstance(kind, str) else json.dumps(kind)
         if kind == "run":
-            return _run_header(record)
+            return parse_run_header(record)
         if kind == "rate":
             lane, rate = record.get("lane"), record.get("rate")
             if not isinstance(lane, str) or not _is_number(rate):
@@ -344,21 +301,6 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
     if not isinstance(cells, str) or not cells.isascii():
         cells = None  # the row's fingerprint is a hint: without it the row is read in full
     return (None, lane, name, status, digest, row, code, ambiguous, None, cells)
-
-
-def _run_header(record: dict[str, Any]) -> RunHeader | str:
-    source, target = record.get("input"), record.get("target")
-    if not isinstance(source, str):
-        return "run header without 'input'"
-    if not isinstance(target, dict):
-        return "run header without 'target'"
-    fields = {key: target.get(key) for key in ("service", "region", "profile", "endpoint")}
-    if not all(isinstance(value, str) or value is None for value in fields.values()):
-        return "run header with a malformed 'target'"
-    service, region = fields.pop("service"), fields.pop("region")
-    if service is None or region is None:
-        return "run header without a target service and region"
-    return RunHeader(input=source, target=Destination(service, region, **fields))
 
 
 def _record(line: bytes, number: int, path: Path) -> dict[str, Any]:

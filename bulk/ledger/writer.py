@@ -1,19 +1,14 @@
-"""The ledger: an append-only JSONL file of what happened to every row, which a run resumes from.
+"""The ledger open for a run: the one writer of an append-only JSONL file a run resumes from.
 
 One file, one writer. :meth:`Ledger.open` locks the file (``flock``, non-blocking: a second
-run on the same ledger is refused), reads what earlier runs recorded into a
-:class:`~bulk.ledger.index.ResumeIndex`, refuses a ledger bound to another target or input file,
-cuts away a line torn by a crash, then appends this run's header. Records follow, one line
-each::
-
-    {"kind":"run","run_id":"…","time":"…","bulk":"0.1.0","pid":…,"input":"tenants.csv",
-     "target":{"service":"sesv2","region":"eu-west-1","profile":null,"endpoint":null},
-     "settings":{…}}
-    {"row":1,"name":"acme","status":"created","code":null,"message":"","attempts":1,
-     "lane":"sesv2/default/eu-west-1","latency_ms":41.2,"request_id":"…","time":"…",
-     "digest":"…"}
-    {"kind":"rate","lane":"sesv2/default/eu-west-1","rate":0.97,"time":"…"}
-    {"kind":"end","run_id":"…","time":"…",…summary…}
+run on the same ledger is refused), reads what earlier runs recorded
+(:func:`~bulk.ledger.reader.scan`, into a :class:`~bulk.ledger.index.ResumeIndex`), refuses a
+ledger bound to another target or input file, cuts away a line torn by a crash, then appends
+this run's header. This module owns the open file: appending, locking, syncing, closing, and
+saving the resume index beside a big ledger (:func:`save_index`: at open, at checkpoints and
+at close) so that the next run need not parse it all. The lines are
+:mod:`~bulk.ledger.records`', written as the engine hands the outcomes over: the ledger adds
+nothing to them.
 
 Invariants: each record is one ``os.write`` of a whole line on an ``O_APPEND`` descriptor, so
 it reaches the OS before :meth:`Ledger.append` returns and a killed process loses at most the
@@ -25,112 +20,35 @@ rows still in flight; a crash can only tear the last line, which the next open c
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import fcntl
-import json
 import os
-import re
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bulk.errors import LedgerError, LedgerWriteError
-from bulk.ledger import index_file as snapshot
-from bulk.ledger.index import ROW_LIMIT, Action, Prior, ResumeIndex
-from bulk.ledger.reader import RunHeader, Scan, read_records, save_index, scan
-from bulk.models import Destination, Lane, Outcome, Status, bulk_version, redact_url
-
-__all__ = [
-    "Action",
-    "Ledger",
-    "Prior",
-    "ResumeIndex",
-    "read_records",
-    "record_to_json",
-    "redact_settings",
-]
-
-# Keys an Outcome's ``extra`` cannot override: a row record is recognised by having a status
-# and no kind.
-_ROW_KEYS = frozenset(
-    {"row", "name", "status", "code", "message", "attempts", "lane", "latency_ms"}
-    | {"request_id", "time", "digest", "cells", "kind"}
+from bulk.ledger import index_file
+from bulk.ledger.index import ResumeIndex
+from bulk.ledger.reader import Scan, scan
+from bulk.ledger.records import (
+    RunHeader,
+    end_to_json,
+    header_to_json,
+    rate_to_json,
+    record_to_json,
+    timestamp,
 )
-_SECRET_KEY = re.compile(
-    r"secret|token|passw|pwd|credential|access.?key|api.?key|private.?key|session|auth",
-    re.IGNORECASE,
-)
-_SECRET_VALUE = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+from bulk.models import Destination, Lane, Outcome, redact_url
+
+__all__ = ["Ledger", "save_index"]
+
 _RECOVER = "restore it or pass --ledger NEW"
 _OTHER_LEDGER = "pass --ledger NEW to keep this run's records in another file"
-
-
-def record_to_json(outcome: Outcome, time: str | None = None) -> str:
-    """The ledger line for ``outcome``, without its newline; ``time`` defaults to now.
-
-    ``extra`` is merged in after the standard fields, which it cannot override. Raises
-    ``TypeError``/``ValueError`` for an outcome the ledger could not read back.
-    """
-    if not isinstance(outcome.name, str) or not isinstance(outcome.digest, str):
-        raise TypeError(f"an outcome's name and digest must be strings: {outcome!r}")
-    if not 0 <= outcome.row < ROW_LIMIT:
-        raise ValueError(f"an outcome's row must be in [0, {ROW_LIMIT}): {outcome!r}")
-    latency = outcome.latency_ms
-    record: dict[str, Any] = {
-        "row": outcome.row,
-        "name": outcome.name,
-        "status": Status(outcome.status).value,
-        "code": outcome.code,
-        "message": outcome.message,
-        "attempts": outcome.attempts,
-        "lane": str(outcome.lane),
-        "latency_ms": None if latency is None else round(latency, 2),
-        "request_id": outcome.request_id,
-        "time": time or _now(),
-        "digest": outcome.digest,
-    }
-    if outcome.fingerprint is not None:
-        record["cells"] = f"{outcome.fingerprint:016x}"
-    for key, value in outcome.extra.items():
-        if key not in _ROW_KEYS:
-            record[key] = value
-    return _dumps(record)
-
-
-def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``settings`` without keys that look secret (keys, tokens, passwords), at any depth.
-
-    Values that look like AWS access key ids are dropped too: the engine never passes secrets,
-    and this makes sure none reaches a file users share.
-    """
-    clean: dict[str, Any] = {}
-    for key, value in settings.items():
-        if _SECRET_KEY.search(str(key)):
-            continue
-        kept = _redact_value(value)
-        if kept is not _DROP:
-            clean[str(key)] = kept
-    return clean
-
-
-_DROP = object()
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return redact_settings(value)
-    if isinstance(value, list | tuple):
-        kept = [_redact_value(item) for item in value]
-        return [item for item in kept if item is not _DROP]
-    if isinstance(value, str) and _SECRET_VALUE.search(value):
-        return _DROP
-    return value
 
 
 def _same_file(path: Path, other: Path) -> bool:
@@ -217,7 +135,8 @@ class Ledger:
                 ledger._save_index(fd, found)
             found.index.drop_names()
             if not dry_run:
-                ledger._write(_header(ledger.run_id, input_name, target, settings), header=True)
+                header = header_to_json(ledger.run_id, input_name, target, settings)
+                ledger._write(header, header=True)
         except BaseException:
             os.close(fd)
             raise
@@ -255,9 +174,8 @@ class Ledger:
     def append(self, outcome: Outcome) -> None:
         """Record what happened to one row; the line reaches the OS before this returns.
 
-        An earlier run's ``ambiguous`` mark is carried onto a new ``failed`` record for the same
-        configuration set: the mark means "an attempt may have created it", and must stay until
-        a record settles the set as created, exists or deleted.
+        The record is ``outcome`` as given (:func:`~bulk.ledger.records.record_to_json`): the
+        engine sets its ``ambiguous`` mark (:func:`~bulk.ledger.rules.carries_ambiguity`).
         """
         self.append_many((outcome,))
 
@@ -267,32 +185,21 @@ class Ledger:
         What :meth:`append` does for each, in order; the writer task hands over every outcome
         waiting for it at once, so a busy run makes one system call per batch, not per row.
         """
-        lines = []
-        now = _now()  # one write, one time
-        for outcome in outcomes:
-            if (
-                outcome.status == Status.FAILED
-                and outcome.extra.get("ambiguous") is not True
-                and self.index.ambiguous(outcome.lane, outcome.name)
-            ):
-                outcome = _with_extra(outcome, ambiguous=True)
-            lines.append(record_to_json(outcome, now))
+        now = timestamp()  # one write, one time
+        lines = [record_to_json(outcome, now) for outcome in outcomes]
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
     def append_rate(self, lane: Lane, rate: float) -> None:
-        """Record the adaptive limiter's learned rate for ``lane``; a resumed run starts there."""
-        rate = float(rate)
-        if not rate >= 0 or rate == float("inf"):
-            raise ValueError(f"learned rate must be a finite number >= 0, not {rate!r}")
-        self._write(_dumps({"kind": "rate", "lane": str(lane), "rate": rate, "time": _now()}))
+        """Record the adaptive limiter's learned rate for ``lane``; a resumed run starts there.
+
+        Raises ``ValueError`` unless ``rate`` is a finite number >= 0.
+        """
+        self._write(rate_to_json(lane, rate))
 
     def append_end(self, summary: Mapping[str, Any]) -> None:
         """Record the run's summary counts as its last record."""
-        record: dict[str, Any] = {"kind": "end", "run_id": self.run_id, "time": _now()}
-        for key, value in summary.items():
-            record.setdefault(str(key), value)
-        self._write(_dumps(record))
+        self._write(end_to_json(self.run_id, summary))
 
     def sync(self) -> None:
         """``fsync`` what was written since the last sync. Safe to call from another thread."""
@@ -337,15 +244,14 @@ class Ledger:
         """Save the resume index beside a big ledger when much of the ledger is not in it.
 
         At open (``found``: the scan just made), at checkpoints and at close, so that the next
-        run loads it instead of parsing the whole ledger (:mod:`~bulk.ledger.index_file`), even if
-        this
-        one is killed; a ledger that gained only a few records since is not worth rewriting
-        it for.
+        run loads it instead of parsing the whole ledger (:mod:`~bulk.ledger.index_file`), even
+        if this one is killed; a ledger that gained only a few records since is not worth
+        rewriting it for.
         """
         records = self.index.records + self._written
         # Read after records: _write adds to _end first, so each record counted ends before it.
         end = self._end
-        if not snapshot.worth_saving(records, self._indexed):
+        if not index_file.worth_saving(records, self._indexed):
             return
         with contextlib.suppress(OSError, LedgerError):  # a cache: the ledger is what counts
             if save_index(fd, self.path, found, end=end):
@@ -410,6 +316,18 @@ class Ledger:
                 f"{self._written} records written before; {advice}"
             )
         return self._failed
+
+
+def save_index(fd: int, path: Path, found: Scan | None = None, *, end: int | None = None) -> bool:
+    """Save the index of the ledger open on ``fd`` beside it; whether it was saved.
+
+    ``found``: a scan of it made with ``keep_names``, else it is scanned again (from the
+    saved index if valid), whole or its first ``end`` bytes (see
+    :func:`~bulk.ledger.reader.scan`). The caller holds the ledger's exclusive lock.
+    """
+    if found is None or not found.index.names_kept:
+        found = scan(fd, path, keep_names=True, end=end)
+    return index_file.save(fd, path, found.index.image(), found.end, found.runs)
 
 
 def _open_for_append(path: Path) -> int:
@@ -511,30 +429,6 @@ def _truncate(fd: int, path: Path, end: int) -> None:
         ) from error
 
 
-def _header(run_id: str, input_name: str, target: Destination, settings: Mapping[str, Any]) -> str:
-    return _dumps(
-        {
-            "kind": "run",
-            "run_id": run_id,
-            "time": _now(),
-            "bulk": bulk_version(),
-            "pid": os.getpid(),
-            "input": os.path.basename(input_name),
-            "target": {
-                "service": target.service,
-                "region": target.region,
-                "profile": target.profile,
-                "endpoint": redact_url(target.endpoint),
-            },
-            "settings": redact_settings(settings),
-        }
-    )
-
-
-def _with_extra(outcome: Outcome, **extra: Any) -> Outcome:
-    return dataclasses.replace(outcome, extra={**outcome.extra, **extra})
-
-
 def _sync_directory(directory: Path) -> None:
     """Make a new ledger's directory entry durable (best effort)."""
     try:
@@ -546,15 +440,3 @@ def _sync_directory(directory: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# ensure_ascii: the line is pure ASCII, so no string (not even a lone surrogate) can make
-# encoding fail halfway through a run; default=str: an odd value in extra is not fatal. One
-# encoder for every line: json.dumps with options builds a new one per call.
-_dumps: Callable[[Mapping[str, Any]], str] = json.JSONEncoder(
-    separators=(",", ":"), default=str
-).encode
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

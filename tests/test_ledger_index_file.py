@@ -1,4 +1,5 @@
-"""The resume index saved beside a ledger: same answers as the ledger, or not used at all."""
+"""The resume index saved beside a ledger (bulk.ledger.index_file): same answers as the ledger,
+or not used at all."""
 
 from __future__ import annotations
 
@@ -14,17 +15,20 @@ import polars as pl
 import pytest
 
 import bulk.engine.pipeline
-import bulk.ledger.index_file as snapshot
+import bulk.ledger.index_file as index_file
 from bulk import Settings, provision
 from bulk.emulator import Emulator
-from bulk.ledger.reader import save_index
-from bulk.ledger.writer import Ledger, ResumeIndex
+from bulk.ledger.index import ResumeIndex
+from bulk.ledger.index_keys import IndexImage
+from bulk.ledger.reader import scan
+from bulk.ledger.records import RunHeader
+from bulk.ledger.rules import carries_ambiguity
+from bulk.ledger.writer import Ledger, save_index
 from bulk.models import Destination, Lane, Outcome, Status
 from tests.test_engine import row_records, settings, tenants, write_csv
 
-LANE = Lane("sesv2", "eu-west-1")
-OTHER_LANE = Lane("sesv2", "eu-west-1", "staging")
-TARGET = Destination("sesv2", "eu-west-1")
+from .ledger_helpers import LANE, OTHER_LANE, action, open_ledger
+
 NAMES = [f"n{i}" for i in range(37)] + ["café", "lone-\udc80", 'quote"back\\slash']
 DIGESTS = ["00112233aabbccdd", "ffeeddccbbaa9988", "odd digest", ""]
 
@@ -51,11 +55,6 @@ def history(count: int, start: int = 0) -> list[Outcome]:
     ]
 
 
-def open_ledger(path: Path, **kwargs: Any) -> Ledger:
-    options: dict[str, Any] = {"input_name": "tenants.csv", "target": TARGET, "settings": {}}
-    return Ledger.open(path, **(options | kwargs))
-
-
 def write(path: Path, outcomes: Sequence[Outcome], *, rate: float | None = None) -> None:
     with open_ledger(path) as ledger:
         ledger.append_many(outcomes)
@@ -70,11 +69,11 @@ def contents(index: ResumeIndex) -> dict[str, Any]:
         for name in [*NAMES, "never recorded"]:
             key = f"{lane} {name}"
             lookups[key] = index.get(lane, name)
-            lookups[key + " ambiguous"] = index.ambiguous(lane, name)
+            lookups[key + " ambiguous"] = carries_ambiguity(index.get(lane, name))
             for digest in DIGESTS:
                 lookups[f"{key} {digest}"] = (
                     index.get(lane, name, digest),
-                    index.action(lane, name, digest),
+                    action(index, lane, name, digest),
                 )
                 lookups[f"{key} {digest} invalid rows"] = [
                     row for row in range(200) if index.recorded_invalid(lane, name, digest, row)
@@ -91,7 +90,7 @@ def contents(index: ResumeIndex) -> dict[str, Any]:
 def read_in_full(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What the ledger alone says: the saved index hidden from the reader."""
     with monkeypatch.context() as patch:
-        patch.setattr(snapshot, "load", lambda *args: None)
+        patch.setattr(index_file, "load", lambda *args: None)
         with open_ledger(path, dry_run=True) as ledger:
             return contents(ledger.index)
 
@@ -104,20 +103,15 @@ def saved(path: Path) -> None:
         os.close(fd)
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "tenants.csv.ledger.jsonl"
-
-
 def test_a_saved_index_answers_as_the_ledger_does_and_reads_no_name_until_a_lookup(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(path, history(150), rate=42.5)
     expected = read_in_full(path, monkeypatch)
     saved(path)
-    assert snapshot.index_path(path).exists()
+    assert index_file.index_path(path).exists()
     reads: list[int] = []
-    real_reader = snapshot._entries_reader
+    real_reader = index_file._entries_reader
 
     def counted(*args: Any) -> Callable[[], pl.DataFrame]:
         read = real_reader(*args)
@@ -128,7 +122,7 @@ def test_a_saved_index_answers_as_the_ledger_does_and_reads_no_name_until_a_look
 
         return wrapper
 
-    monkeypatch.setattr(snapshot, "_entries_reader", counted)
+    monkeypatch.setattr(index_file, "_entries_reader", counted)
     with open_ledger(path, dry_run=True) as ledger:
         index = ledger.index
         assert index.image_records == index.records == 150
@@ -193,19 +187,19 @@ def _replace_ledger(path: Path) -> None:
 
 
 def _flip_a_byte(path: Path) -> None:
-    index = snapshot.index_path(path)
+    index = index_file.index_path(path)
     data = bytearray(index.read_bytes())
     data[len(data) - 100] ^= 0x55
     index.write_bytes(bytes(data))
 
 
 def _cut_index(path: Path) -> None:
-    index = snapshot.index_path(path)
+    index = index_file.index_path(path)
     index.write_bytes(index.read_bytes()[:-1000])
 
 
 def _other_format(path: Path) -> None:
-    index = snapshot.index_path(path)
+    index = index_file.index_path(path)
     data = index.read_bytes()
     index.write_bytes(data.replace(b'"format":1', b'"format":9', 1))
 
@@ -220,8 +214,8 @@ def _other_format(path: Path) -> None:
         _flip_a_byte,
         _cut_index,
         _other_format,
-        lambda path: snapshot.index_path(path).write_bytes(b""),
-        lambda path: snapshot.index_path(path).write_bytes(b"not an index at all\n" * 10),
+        lambda path: index_file.index_path(path).write_bytes(b""),
+        lambda path: index_file.index_path(path).write_bytes(b"not an index at all\n" * 10),
     ],
     ids=[
         "ledger-cut",
@@ -250,8 +244,8 @@ def test_an_index_that_does_not_fit_its_ledger_is_not_used(
 def test_closing_saves_the_index_of_a_big_ledger_when_much_of_it_is_not_saved(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
-    index = snapshot.index_path(path)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 100)
+    index = index_file.index_path(path)
     write(path, history(90))
     assert not index.exists()  # too small to be worth it
     write(path, history(30, start=90))
@@ -273,7 +267,7 @@ def test_closing_saves_the_index_of_a_big_ledger_when_much_of_it_is_not_saved(
 def test_an_index_that_cannot_be_saved_is_not_an_error(
     path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 10)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 10)
 
     def full_disk(*args: object, **kwargs: object) -> None:
         if where == "polars":
@@ -293,13 +287,13 @@ def test_an_index_that_cannot_be_saved_is_not_an_error(
 async def test_a_resume_from_a_saved_index_sends_nothing_settled_and_the_rest(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 50)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 50)
     rows = tenants(200)
     path = write_csv(tmp_path / "t.csv", rows)
     first = await provision(path, settings(emulator))
     assert first.counts["created"] == 200
     ledger = Settings().ledger_path(path)
-    assert snapshot.index_path(ledger).exists()
+    assert index_file.index_path(ledger).exists()
     calls = emulator.stats()["calls"]["CreateConfigurationSet"]
 
     rows[5]["TlsPolicy"] = "REQUIRE" if rows[5]["TlsPolicy"] == "OPTIONAL" else "OPTIONAL"
@@ -316,16 +310,16 @@ def test_a_run_that_finds_much_of_a_big_ledger_unsaved_saves_the_index_as_it_ope
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(path, history(150))  # under the default threshold: no index
-    assert not snapshot.index_path(path).exists()
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
+    assert not index_file.index_path(path).exists()
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 100)
     with open_ledger(path, dry_run=True) as ledger:
         assert ledger.index.image_records == 0
-    assert not snapshot.index_path(path).exists()  # a dry run writes nothing
+    assert not index_file.index_path(path).exists()  # a dry run writes nothing
     with open_ledger(path) as ledger:
         # Saved before anything is sent: a run killed from here on still finds it.
-        saved_at_open = snapshot.index_path(path).read_bytes()
+        saved_at_open = index_file.index_path(path).read_bytes()
         expected = contents(ledger.index)
-    assert snapshot.index_path(path).read_bytes() == saved_at_open  # nothing new to save
+    assert index_file.index_path(path).read_bytes() == saved_at_open  # nothing new to save
     with open_ledger(path, dry_run=True) as reopened:
         assert reopened.index.image_records == 150
         assert contents(reopened.index) == expected
@@ -334,8 +328,6 @@ def test_a_run_that_finds_much_of_a_big_ledger_unsaved_saves_the_index_as_it_ope
 def test_names_are_kept_only_when_the_saved_index_leaves_much_of_the_ledger_out(
     path: Path,
 ) -> None:
-    from bulk.ledger.reader import scan
-
     write(path, history(160))
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -364,15 +356,15 @@ def copy_as_killed(ledger: Path, end: int, into: Path) -> Path:
     copy = into / ledger.name
     with ledger.open("rb") as file:
         copy.write_bytes(file.read(end))
-    shutil.copy(snapshot.index_path(ledger), snapshot.index_path(copy))
+    shutil.copy(index_file.index_path(ledger), index_file.index_path(copy))
     return copy
 
 
 def test_a_checkpoint_saves_what_is_written_so_far_as_closing_would(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 100)
-    index = snapshot.index_path(path)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 100)
+    index = index_file.index_path(path)
     with open_ledger(path) as ledger:
         ledger.append_many(history(90))
         ledger.checkpoint()
@@ -397,7 +389,7 @@ def test_a_checkpoint_saves_what_is_written_so_far_as_closing_would(
 def test_checkpoints_in_a_thread_beside_the_appends_save_indexes_that_fit(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 20)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 20)
     stop = threading.Event()
     covered: list[int] = []
 
@@ -406,7 +398,7 @@ def test_checkpoints_in_a_thread_beside_the_appends_save_indexes_that_fit(
         try:
             while not stop.is_set():
                 ledger.checkpoint()
-                loaded = snapshot.load(reader, path, os.fstat(reader).st_size)
+                loaded = index_file.load(reader, path, os.fstat(reader).st_size)
                 if loaded is not None:  # valid for the ledger's prefix it names
                     covered.append(loaded.end)
         finally:
@@ -432,18 +424,20 @@ def test_checkpoints_in_a_thread_beside_the_appends_save_indexes_that_fit(
 async def test_a_run_killed_after_a_checkpoint_resumes_from_its_saved_index(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 50)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 50)
     monkeypatch.setattr(bulk.engine.pipeline, "_CHECKPOINT_INTERVAL", 0.1)
     killed: list[Path] = []
-    save = snapshot.save
+    save = index_file.save
 
-    def save_and_copy(fd: int, ledger: Path, index: ResumeIndex, end: int, meta: Any) -> bool:
-        saved = save(fd, ledger, index, end, meta)
+    def save_and_copy(
+        fd: int, ledger: Path, image: IndexImage, end: int, runs: list[RunHeader]
+    ) -> bool:
+        saved = save(fd, ledger, image, end, runs)
         if saved and threading.current_thread() is not threading.main_thread():
             killed.append(copy_as_killed(ledger, end, tmp_path / f"killed-{len(killed)}"))
         return saved
 
-    monkeypatch.setattr(snapshot, "save", save_and_copy)
+    monkeypatch.setattr(index_file, "save", save_and_copy)
     path = write_csv(tmp_path / "t.csv", tenants(300))
     first = await provision(path, settings(emulator, rate=200))
     assert first.counts["created"] == 300
@@ -465,8 +459,8 @@ async def test_a_run_killed_after_a_checkpoint_resumes_from_its_saved_index(
 def test_a_save_removes_what_a_save_killed_midway_left(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(snapshot, "MIN_RECORDS", 10)
-    index = snapshot.index_path(path)
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 10)
+    index = index_file.index_path(path)
     left = path.with_name(f".{index.name}.4242.tmp")  # a save by a process killed since
     others = [path.with_name(f".{index.name}.old.tmp"), path.with_name(f"{index.name}.4242.tmp")]
     for file in [left, *others]:

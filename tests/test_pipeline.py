@@ -1,0 +1,369 @@
+"""The engine with a scripted target instead of the service: no HTTP, retry waits recorded.
+
+Each test hands :class:`~bulk.engine.pipeline.Engine` a fake :class:`~bulk.engine.target.Targets`
+(as an httpx client is handed a ``MockTransport``) whose answers are scripted per name and
+attempt, and checks what a user sees: the ledger's records, the summary and its exit code, and
+which calls went out. The same engine against the emulator, over HTTP: ``test_engine.py``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from bulk import Settings, Summary, TargetError, provision
+from bulk.engine.pipeline import Engine
+from bulk.engine.target import CallKind, CallResult
+from bulk.ledger.reader import read_records
+from bulk.models import Lane
+
+from .test_engine import write_csv
+
+REGION = "us-east-1"
+LANE = Lane("pinpoint-email", REGION)
+
+# The error code each kind of answer carries, as the service (or the transport) says it.
+CODES = {
+    CallKind.OK: None,
+    CallKind.EXISTS: "AlreadyExistsException",
+    CallKind.BAD_REQUEST: "BadRequestException",
+    CallKind.NOT_FOUND: "NotFoundException",
+    CallKind.QUOTA: "LimitExceededException",
+    CallKind.THROTTLED: "TooManyRequestsException",
+    CallKind.UNSENT: "ConnectTimeout",
+    CallKind.AMBIGUOUS: "InternalFailure",
+    CallKind.AUTH: "AccessDeniedException",
+    CallKind.FOREIGN: "HTTP200",
+}
+
+Script = Mapping[str, Sequence[CallKind]]
+
+
+class ScriptedTarget:
+    """One lane's target answering each name as ``script`` says, attempt by attempt.
+
+    A name's last scripted answer repeats; a name not in the script is created (``OK``).
+    ``on_call(name)`` runs as each call goes out (a test stops the run from there).
+    """
+
+    def __init__(
+        self,
+        lane: Lane,
+        script: Script,
+        *,
+        refuse: bool = False,
+        on_call: Callable[[str], None] | None = None,
+    ) -> None:
+        self.lane = lane
+        self._script = script
+        self._refuse = refuse
+        self._on_call = on_call
+        self.calls: list[str] = []  # the name of every create, in the order they went out
+        self.preflights = 0
+
+    async def create(self, request: Mapping[str, Any]) -> CallResult:
+        name = str(request["ConfigurationSetName"])
+        answers = self._script.get(name, (CallKind.OK,))
+        kind = answers[min(self.calls.count(name), len(answers) - 1)]
+        self.calls.append(name)
+        if self._on_call is not None:
+            self._on_call(name)
+        await anyio.lowlevel.checkpoint()  # a call yields to the loop, as a real one does
+        request_id = f"req-{len(self.calls)}" if kind is not CallKind.UNSENT else None
+        return CallResult(kind, CODES[kind], f"scripted {kind.value}", request_id=request_id)
+
+    async def preflight(self) -> None:
+        self.preflights += 1
+        if self._refuse:
+            raise TargetError(f"{self.lane}: the service refused the credentials (scripted)")
+
+
+class ScriptedTargets:
+    """The fake :class:`~bulk.engine.target.Targets`: one :class:`ScriptedTarget` per lane,
+    proven by its pre-flight on first use, as :class:`~bulk.engine.target.TargetPool` does."""
+
+    def __init__(self, script: Script | None = None, **target: Any) -> None:
+        self._script = script or {}
+        self._target = target
+        self.lanes: dict[Lane, ScriptedTarget] = {}
+        self.closed = False
+
+    async def get(self, lane: Lane) -> ScriptedTarget:
+        target = self.lanes.get(lane)
+        if target is None:
+            target = ScriptedTarget(lane, self._script, **self._target)
+            await target.preflight()
+            self.lanes[lane] = target
+        return target
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    @property
+    def calls(self) -> list[str]:
+        """Every create of every lane."""
+        return [name for target in self.lanes.values() for name in target.calls]
+
+
+class RecordedSleep:
+    """The retry waits, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def names_file(tmp_path: Path, count: int, **columns: str) -> Path:
+    """``t-0`` .. ``t-{count-1}``, one per row, plus ``columns`` on every row."""
+    rows = [{"ConfigurationSetName": f"t-{i}", **columns} for i in range(count)]
+    return write_csv(tmp_path / "t.csv", rows)
+
+
+def run_settings(**overrides: Any) -> Settings:
+    """No client-side limit, one call at a time (answers in file order), a few attempts."""
+    base: dict[str, Any] = {"region": REGION, "rate": 0, "concurrency": 1, "max_attempts": 4}
+    return Settings(**{**base, **overrides})
+
+
+async def run(
+    path: Path,
+    targets: ScriptedTargets,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    *,
+    engine: list[Engine] | None = None,
+    **settings: Any,
+) -> Summary:
+    """One run of the engine on ``targets``; ``engine`` receives it before it starts."""
+    made = Engine(path, run_settings(**settings), targets=targets, retry_sleep=sleep)
+    if engine is not None:
+        engine.append(made)
+    return await made.run()
+
+
+def latest(path: Path) -> dict[str, dict[str, Any]]:
+    """The latest ledger record of each name."""
+    ledger = Path(f"{path}.ledger.jsonl")
+    return {r["name"]: r for r in read_records(ledger) if "status" in r}
+
+
+class TestAnswers:
+    async def test_every_row_answered_ok_is_created_once(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 5)
+        targets = ScriptedTargets()
+
+        summary = await run(path, targets)
+
+        assert summary.counts["created"] == 5 and summary.exit_code == 0
+        assert sorted(targets.calls) == [f"t-{i}" for i in range(5)]
+        records = latest(path)
+        assert {r["status"] for r in records.values()} == {"created"}
+        assert all(r["attempts"] == 1 and r["request_id"] for r in records.values())
+        assert targets.lanes[LANE].preflights == 1
+        assert targets.closed, "the engine closes its targets when the run ends"
+
+    async def test_a_throttled_row_waits_and_is_created_by_its_retry(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 3)
+        targets = ScriptedTargets({"t-1": [CallKind.THROTTLED, CallKind.OK]})
+        sleep = RecordedSleep()
+
+        summary = await run(path, targets, sleep)
+
+        assert summary.counts["created"] == 3 and summary.exit_code == 0
+        assert (summary.retries, summary.throttled) == (1, 1)
+        assert latest(path)["t-1"]["attempts"] == 2
+        assert len(sleep.waits) == 1 and 0 <= sleep.waits[0] <= 0.25
+
+    async def test_exists_after_an_ambiguous_attempt_is_created(self, tmp_path: Path) -> None:
+        # No idempotency token: the attempt whose answer was lost created it.
+        path = names_file(tmp_path, 2)
+        targets = ScriptedTargets({"t-0": [CallKind.AMBIGUOUS, CallKind.EXISTS]})
+
+        summary = await run(path, targets, RecordedSleep())
+
+        record = latest(path)["t-0"]
+        assert record["status"] == "created"
+        assert record["attempts"] == 2
+        assert "earlier attempt" in record["message"]
+        assert summary.counts == {"created": 2, "exists": 0, "invalid": 0, "failed": 0}
+
+    async def test_exists_at_the_first_attempt_is_exists(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 2)
+        summary = await run(path, ScriptedTargets({"t-1": [CallKind.EXISTS]}))
+        assert latest(path)["t-1"]["status"] == "exists"
+        assert summary.counts["exists"] == 1 and summary.exit_code == 0
+
+    @pytest.mark.parametrize(
+        ("kind", "status"),
+        [(CallKind.BAD_REQUEST, "invalid"), (CallKind.NOT_FOUND, "failed")],
+    )
+    async def test_a_definite_error_is_recorded_without_a_retry(
+        self, tmp_path: Path, kind: CallKind, status: str
+    ) -> None:
+        path = names_file(tmp_path, 3)
+        targets = ScriptedTargets({"t-1": [kind]})
+        sleep = RecordedSleep()
+
+        summary = await run(path, targets, sleep)
+
+        record = latest(path)["t-1"]
+        assert (record["status"], record["code"], record["attempts"]) == (status, CODES[kind], 1)
+        assert targets.calls.count("t-1") == 1 and sleep.waits == []
+        assert summary.counts["created"] == 2 and summary.exit_code == 1
+
+    async def test_retries_run_out_on_a_row_that_may_exist(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 2)
+        targets = ScriptedTargets({"t-0": [CallKind.AMBIGUOUS]})
+        sleep = RecordedSleep()
+
+        summary = await run(path, targets, sleep, max_attempts=3)
+
+        record = latest(path)["t-0"]
+        assert record["status"] == "failed" and record["ambiguous"] is True
+        assert record["message"].startswith("gave up after 3 attempts: ")
+        assert targets.calls.count("t-0") == 3
+        # Full jitter under an exponential cap: 0.25 s, then 0.5 s.
+        assert len(sleep.waits) == 2
+        assert 0 <= sleep.waits[0] <= 0.25 and 0 <= sleep.waits[1] <= 0.5
+        assert summary.counts["failed"] == 1 and summary.exit_code == 1
+
+
+class TestStops:
+    async def test_quota_stops_the_lane_and_leaves_the_rest_pending(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 10)
+        targets = ScriptedTargets({"t-3": [CallKind.QUOTA]})
+
+        summary = await run(path, targets)
+
+        assert targets.calls == ["t-0", "t-1", "t-2", "t-3"], "a create after the quota stop"
+        assert (summary.counts["created"], summary.counts["failed"], summary.pending) == (3, 1, 6)
+        assert summary.quota_stops == (str(LANE),)
+        assert summary.exit_code == 1
+        assert latest(path)["t-3"]["code"] == "LimitExceededException"
+
+    async def test_a_quota_stop_in_one_lane_leaves_the_others_sending(self, tmp_path: Path) -> None:
+        other = Lane("pinpoint-email", "eu-west-1")
+        rows = [
+            {"ConfigurationSetName": f"t-{i}", "Region": other.region if i % 2 else REGION}
+            for i in range(10)
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+        targets = ScriptedTargets({"t-2": [CallKind.QUOTA]})
+
+        summary = await run(path, targets)
+
+        assert targets.lanes[LANE].calls == ["t-0", "t-2"]
+        assert targets.lanes[other].calls == ["t-1", "t-3", "t-5", "t-7", "t-9"]
+        assert {lane: t.preflights for lane, t in targets.lanes.items()} == {LANE: 1, other: 1}
+        assert (summary.counts["created"], summary.counts["failed"], summary.pending) == (6, 1, 3)
+        assert summary.quota_stops == (str(LANE),)
+
+    async def test_refused_calls_abort_with_exit_3_and_the_row_pending(
+        self, tmp_path: Path
+    ) -> None:
+        path = names_file(tmp_path, 10)
+        targets = ScriptedTargets({"t-2": [CallKind.AUTH]})
+
+        summary = await run(path, targets)
+
+        assert summary.exit_code == 3
+        assert summary.aborted is not None and "AccessDeniedException" in summary.aborted
+        assert "run the same command to resume" in summary.aborted
+        assert targets.calls == ["t-0", "t-1", "t-2"]
+        assert set(latest(path)) == {"t-0", "t-1"}, "the refused row is left for the resume"
+        assert summary.pending == 8
+
+    async def test_an_endpoint_that_never_answers_aborts_with_exit_3(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 4)
+        targets = ScriptedTargets({"t-0": [CallKind.UNSENT]})
+
+        summary = await run(path, targets, RecordedSleep(), max_attempts=2)
+
+        assert summary.exit_code == 3
+        assert summary.aborted is not None and "endpoint unreachable after 2 attempts" in (
+            summary.aborted
+        )
+        assert targets.calls == ["t-0", "t-0"]
+        assert summary.pending == 4 and not latest(path)
+
+    async def test_a_refused_preflight_aborts_before_the_ledger_exists(
+        self, tmp_path: Path
+    ) -> None:
+        path = names_file(tmp_path, 3)
+        targets = ScriptedTargets(refuse=True)
+
+        with pytest.raises(TargetError, match="refused the credentials"):
+            await run(path, targets)
+
+        assert targets.calls == []
+        assert not Path(f"{path}.ledger.jsonl").exists()
+        assert targets.closed
+
+    async def test_a_stop_mid_run_finishes_the_call_sent_and_leaves_the_rest_pending(
+        self, tmp_path: Path
+    ) -> None:
+        path = names_file(tmp_path, 10)
+        engine: list[Engine] = []
+
+        def interrupt_at_t3(name: str) -> None:
+            if name == "t-3":
+                engine[0].control.stop(interrupted=True)  # what the first Ctrl-C does
+
+        targets = ScriptedTargets(on_call=interrupt_at_t3)
+
+        summary = await run(path, targets, engine=engine)
+
+        assert targets.calls == ["t-0", "t-1", "t-2", "t-3"]
+        assert latest(path)["t-3"]["status"] == "created", "the call in flight was recorded"
+        assert summary.interrupted and summary.exit_code == 130
+        assert (summary.counts["created"], summary.pending) == (4, 6)
+
+    @pytest.mark.parametrize(
+        ("first", "recorded"),
+        [(CallKind.THROTTLED, None), (CallKind.AMBIGUOUS, "failed")],
+    )
+    async def test_a_stop_during_a_retry_wait_sends_no_retry(
+        self, tmp_path: Path, first: CallKind, recorded: str | None
+    ) -> None:
+        """The wait is cut short; the row stays pending, unless its attempt may have created
+        it: then it is recorded, ambiguous, so the resume knows."""
+        path = names_file(tmp_path, 3)
+        engine: list[Engine] = []
+        targets = ScriptedTargets({"t-1": [first, CallKind.OK]})
+
+        async def stop_then_wait(seconds: float) -> None:
+            engine[0].control.stop(interrupted=True)
+            await anyio.sleep_forever()  # cancelled by the stop
+
+        with anyio.fail_after(5):
+            summary = await run(path, targets, stop_then_wait, engine=engine)
+
+        assert targets.calls == ["t-0", "t-1"]
+        record = latest(path).get("t-1")
+        assert (record and record["status"]) == recorded
+        if record is not None:
+            assert record["ambiguous"] is True
+        assert summary.interrupted and summary.exit_code == 130
+
+
+class TestTargetsParameter:
+    async def test_a_dry_run_sends_nothing_through_the_targets(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 4)
+        targets = ScriptedTargets()
+        summary = await run(path, targets, dry_run=True)
+        assert targets.lanes == {} and summary.would_send == 4
+        assert targets.closed
+
+    async def test_provision_hands_the_targets_to_the_engine(self, tmp_path: Path) -> None:
+        path = names_file(tmp_path, 3)
+        targets = ScriptedTargets({"t-2": [CallKind.EXISTS]})
+        summary = await provision(path, run_settings(), targets=targets)
+        assert Counter(targets.calls) == {"t-0": 1, "t-1": 1, "t-2": 1}
+        assert (summary.counts["created"], summary.counts["exists"]) == (2, 1)
