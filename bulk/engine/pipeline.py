@@ -1,16 +1,19 @@
-"""The pipeline: reader → workers → one ledger writer, bounded at every step.
+"""The pipeline: reader → one queue per lane → calls → one ledger writer, bounded at every step.
 
 ::
 
     reader (thread: polars + validation + resume lookup)
-        │ invalid rows ─────────────────────────────┐
-        ▼ rows to send (bounded stream)             ▼
-    workers × concurrency ── lane limiter ── target ──► outcomes (bounded stream) ──► ledger
+        │ invalid rows ──────────────────────────────────────────────┐
+        ▼ rows to send, by lane (bulk.engine.lanes: memory, or spilled) ▼
+    one sender per lane ── lane limiter ── call slot (× concurrency) ── target ──► outcomes
+                                                                    (bounded stream) ──► ledger
 
 Invariants:
 - every row of the input ends this run in exactly one of: skipped (settled earlier), recorded
   (one ledger record), or pending (not sent: interrupt, quota stop, abort);
-- every attempt, first or retry, takes a token from its lane's limiter;
+- every attempt, first or retry, takes a token from its lane's limiter, and only then one of
+  the run's ``concurrency`` call slots: a lane waiting on its limit holds none, so it never
+  holds up another lane;
 - only the writer task appends to the ledger, so records are never interleaved (housekeeping
   tasks fsync it and save its resume index at intervals, which the ledger allows beside
   appends).
@@ -19,8 +22,9 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +35,7 @@ import polars as pl
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulk.engine.intake import Batch, Intake, Send
+from bulk.engine.lanes import LaneQueue, Scheduler
 from bulk.engine.limiter import AdaptiveLimiter
 from bulk.engine.outcomes import judge
 from bulk.engine.retry import RetryPolicy
@@ -45,8 +50,9 @@ from bulk.engine.target import (
     Targets,
 )
 from bulk.errors import BulkError, LedgerWriteError, TargetError, sole_exception
+from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN
 from bulk.input.regions import RunRegion
-from bulk.input.source import open_source
+from bulk.input.source import open_source, tally_rows
 from bulk.input.validate import Validator
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
@@ -136,7 +142,8 @@ class Engine:
         s = self.settings
         Ledger.check_path(s.ledger_path(self.input_path), self.input_path)
         source = open_source(self.input_path, service=s.service)
-        total = await anyio.to_thread.run_sync(source.count)
+        routing = tuple(c for c in (REGION_COLUMN, PROFILE_COLUMN) if c in source.columns)
+        total = await anyio.to_thread.run_sync(source.count, routing)
         validator = Validator(
             s.service,
             region=s.region,
@@ -173,7 +180,9 @@ class Engine:
                 if self._on_start is not None:
                     self._on_start(stats)
                 intake = Intake(source.columns, validator, ledger.index, stats)
-                await self._pipeline(source.frames(), intake, ledger, pool, stats)
+                lanes = _LaneCounter(validator, routing)
+                expected = lanes.count(source.tallied) if routing else {}
+                await self._pipeline(source.frames(), intake, lanes, expected, ledger, pool, stats)
                 summary = self._finish(ledger, stats)
         if isinstance(self.control.abort, LedgerWriteError):
             raise self.control.abort
@@ -241,28 +250,40 @@ class Engine:
         self,
         frames: Iterator[pl.DataFrame],
         intake: Intake,
+        lanes: _LaneCounter,
+        expected: dict[Lane, int],
         ledger: Ledger,
         pool: Targets | None,
         stats: RunStats,
     ) -> None:
         s = self.settings
-        work_send, work_recv = anyio.create_memory_object_stream[Send](s.concurrency * 2)
         out_send, out_recv = anyio.create_memory_object_stream[Outcome](s.concurrency * 4)
         drain_scope = anyio.CancelScope()
         housekeeping = anyio.CancelScope()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._writer, out_recv, ledger, stats)
-            tg.start_soon(self._housekeeping, housekeeping, drain_scope, ledger)
-            async with out_send:
-                with drain_scope:
-                    async with anyio.create_task_group() as workers:
-                        for _ in range(s.concurrency):
-                            workers.start_soon(
-                                self._worker, work_recv.clone(), out_send.clone(), ledger, pool
-                            )
-                        work_recv.close()
-                        await self._reader(frames, intake, work_send, out_send, stats)
-            housekeeping.cancel()
+        self._calls = anyio.CapacityLimiter(s.concurrency)
+        with tempfile.TemporaryDirectory(prefix="bulk-lanes-") as spill_dir:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer, out_recv, ledger, stats)
+                tg.start_soon(self._housekeeping, housekeeping, drain_scope, ledger)
+                async with out_send:
+                    with drain_scope:
+                        async with anyio.create_task_group() as senders:
+
+                            def start_lane(queue: LaneQueue) -> None:
+                                senders.start_soon(
+                                    self._lane_sender, queue, out_send.clone(), ledger, pool
+                                )
+
+                            scheduler = Scheduler(start_lane, Path(spill_dir))
+                            scheduler.expect(expected)
+                            try:
+                                await self._reader(
+                                    frames, intake, lanes, scheduler, out_send, stats
+                                )
+                            finally:
+                                scheduler.close()
+                    scheduler.remove_files()
+                housekeeping.cancel()
 
     async def _housekeeping(
         self, scope: anyio.CancelScope, drain_scope: anyio.CancelScope, ledger: Ledger
@@ -313,55 +334,79 @@ class Engine:
         self,
         frames: Iterator[pl.DataFrame],
         intake: Intake,
-        work_send: MemoryObjectSendStream[Send],
+        lanes: _LaneCounter,
+        scheduler: Scheduler,
         out_send: MemoryObjectSendStream[Outcome],
         stats: RunStats,
     ) -> None:
-        def next_batch() -> Batch | None:
+        def next_batch() -> tuple[Batch, dict[Lane, int]] | None:
             """Read and decide one batch of rows, in the worker thread."""
             frame = next(frames, None)
-            return None if frame is None else intake.take(frame)
+            if frame is None:
+                return None
+            read = lanes.count(tally_rows(frame, lanes.routing)) if lanes.routing else {}
+            return intake.take(frame), read
 
-        async with work_send:
-            while not self.control.stopping.is_set():
-                plan = await anyio.to_thread.run_sync(next_batch)
-                if plan is None:
-                    break
-                for status, count in plan.skipped.items():
-                    stats.note_skip(status, count)
-                for item in plan.items:
-                    if self.control.stopping.is_set():
-                        break
-                    if isinstance(item, Outcome):
-                        await _put(out_send, item)
-                    elif self.settings.dry_run:
-                        stats.note_would_send(item.prior.status if item.prior else None)
-                    else:
-                        await _put(work_send, item)
+        while not self.control.stopping.is_set():
+            taken = await anyio.to_thread.run_sync(next_batch)
+            if taken is None:
+                break
+            batch, read = taken
+            for status, count in batch.skipped.items():
+                stats.note_skip(status, count)
+            for item in batch.items:
+                if self.control.stopping.is_set():
+                    return
+                if isinstance(item, Outcome):
+                    await _put(out_send, item)
+                elif self.settings.dry_run:
+                    stats.note_would_send(item.prior.status if item.prior else None)
+                else:
+                    await scheduler.put(item, self.control.wait)
+            scheduler.read(read)
 
-    async def _worker(
+    async def _lane_sender(
         self,
-        work_recv: MemoryObjectReceiveStream[Send],
+        queue: LaneQueue,
         out_send: MemoryObjectSendStream[Outcome],
         ledger: Ledger,
         pool: Targets | None,
     ) -> None:
-        """Send rows until the work stream closes; after a stop, rows left stay pending."""
-        async with work_recv, out_send:
+        """Send one lane's rows until its queue ends; after a stop, rows left stay pending.
+
+        Up to ``concurrency`` of the lane's rows are under way at once, each waiting for the
+        lane's token and then for one of the run's ``concurrency`` call slots: a lane waiting
+        on its limit holds no slot another lane could use.
+        """
+        under_way = anyio.Semaphore(self.settings.concurrency)
+        async with out_send, anyio.create_task_group() as tg:
             while True:
-                try:
-                    item = await _take(work_recv)
-                except anyio.EndOfStream:
+                item = await queue.get()
+                if item is None or self.control.stopping.is_set() or pool is None:
                     return
-                if self.control.stopping.is_set() or pool is None:
-                    continue
-                try:
-                    outcome = await self._send(item, ledger, pool)
-                except TargetError as exc:
-                    self.control.stop(abort=exc)
-                    continue
-                if outcome is not None:
-                    await _put(out_send, outcome)
+                await under_way.acquire()
+                tg.start_soon(self._send_row, item, under_way, out_send, ledger, pool)
+
+    async def _send_row(
+        self,
+        item: Send,
+        under_way: anyio.Semaphore,
+        out_send: MemoryObjectSendStream[Outcome],
+        ledger: Ledger,
+        pool: Targets,
+    ) -> None:
+        try:
+            if self.control.stopping.is_set():
+                return
+            try:
+                outcome = await self._send(item, ledger, pool)
+            except TargetError as exc:
+                self.control.stop(abort=exc)
+                return
+            if outcome is not None:
+                await _put(out_send, outcome)
+        finally:
+            under_way.release()
 
     async def _send(self, item: Send, ledger: Ledger, pool: Targets) -> Outcome | None:
         """Send one row with retries; ``None`` leaves it pending for the next run."""
@@ -377,11 +422,12 @@ class Engine:
             nonlocal attempts, ambiguous, last
             await self.control.acquire(lane)
             attempts += 1
-            stats.in_flight += 1
-            try:
-                result = await target.create(row.request)
-            finally:
-                stats.in_flight -= 1
+            async with self._calls:
+                stats.in_flight += 1
+                try:
+                    result = await target.create(row.request)
+                finally:
+                    stats.in_flight -= 1
             stats.note_attempt(result, retry=attempts > 1)
             if result.kind is CallKind.THROTTLED:
                 lane.limiter.on_throttle()
@@ -470,3 +516,28 @@ async def _put(stream: MemoryObjectSendStream[_T], item: _T) -> None:
         stream.send_nowait(item)
     except anyio.WouldBlock:
         await stream.send(item)
+
+
+class _LaneCounter:
+    """Rows per lane, from rows per combination of the routing cells (Region, Profile)."""
+
+    def __init__(self, validator: Validator, routing: tuple[str, ...]) -> None:
+        self.routing = routing
+        self._validator = validator
+        self._lanes: dict[tuple[Any, ...], Lane | None] = {}
+
+    def count(self, tallied: Mapping[tuple[Any, ...], int]) -> dict[Lane, int]:
+        counts: dict[Lane, int] = {}
+        for cells, rows in tallied.items():
+            lane = self._lanes.get(cells, _UNKNOWN)
+            if lane is _UNKNOWN:
+                values = dict(zip(self.routing, cells, strict=True))
+                lane = self._lanes[cells] = self._validator.lane_of(
+                    values.get(REGION_COLUMN), values.get(PROFILE_COLUMN)
+                )
+            if isinstance(lane, Lane):
+                counts[lane] = counts.get(lane, 0) + rows
+        return counts
+
+
+_UNKNOWN: Any = object()

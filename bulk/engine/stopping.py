@@ -92,6 +92,17 @@ class RunControl:
         if scope.cancel_called or self.stopping.is_set() or lane.quota_stopped:
             raise Halt
 
+    async def wait(self, event: anyio.Event) -> None:
+        """Wait for ``event``, cut short by a stop (the caller checks for one after)."""
+        if self.stopping.is_set():
+            return
+        with anyio.CancelScope() as scope:
+            self.waiting.add(scope)
+            try:
+                await event.wait()
+            finally:
+                self.waiting.discard(scope)
+
     async def backoff(
         self, seconds: float, sleep: Callable[[float], Awaitable[object]] | None = None
     ) -> None:

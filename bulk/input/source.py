@@ -25,8 +25,9 @@ from __future__ import annotations
 import difflib
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -73,6 +74,8 @@ class Source:
     format: Format
     columns: tuple[str, ...]
     batch_size: int = 5000
+    # Filled by `count` when it is given columns to tally: rows per combination of cells.
+    tallied: Counter[tuple[Any, ...]] = field(default_factory=Counter, compare=False)
 
     def records(self) -> Iterator[InputRow]:
         """Data rows in file order, numbered from 1, as `InputRow`s (blank rows skipped).
@@ -96,8 +99,11 @@ class Source:
         except _READ_ERRORS as exc:
             raise self._read_error(exc) from None
 
-    def count(self) -> int:
+    def count(self, tally: Sequence[str] = ()) -> int:
         """The number of data rows `records` yields; reads the whole file to prove it can.
+
+        With ``tally`` (columns of the file), :attr:`tallied` then counts the rows of each
+        combination of those columns' cells (the cells as `frames` gives them).
 
         Raises `InputError` naming the row (as near as can be told) of the first problem:
         a row with more or fewer cells than the header, bad quoting, bytes that are not
@@ -106,9 +112,12 @@ class Source:
         if self.format == "csv":
             self._check_csv_rows()
         total = 0
+        self.tallied.clear()
         try:
             for frame in self._batches():
                 total += frame.height
+                if tally:
+                    self.tallied.update(tally_rows(frame, tally))
         except _READ_ERRORS as exc:
             raise self._read_error(exc) from None
         if total == 0:
@@ -455,3 +464,9 @@ def _first_line(exc: BaseException) -> str:
         if line:
             return line if len(line) <= 200 else line[:200] + "..."
     return type(exc).__name__
+
+
+def tally_rows(frame: pl.DataFrame, columns: Sequence[str]) -> Counter[tuple[Any, ...]]:
+    """Rows of a `Source.frames` batch per combination of the cells of ``columns``."""
+    counts = frame.group_by(list(columns)).len(name="__rows")
+    return Counter({row[:-1]: row[-1] for row in counts.iter_rows()})

@@ -364,6 +364,13 @@ class Validator:
             return name, None
         return name, found
 
+    def lane_of(self, region: object, profile: object) -> Lane | None:
+        """The lane of a row with these Region and Profile cells (None: the row is invalid)."""
+        if region is None and profile is None and self._region is not None:
+            return self._default[0]
+        found = self._route(region, profile)
+        return None if isinstance(found, Problem) else found[0]
+
     def _route(self, region: object, profile: object) -> tuple[Lane, str] | Problem:
         """The lane of a row's Region and Profile cells (either may be None), or why none."""
         key = _routing_key(region, profile)
