@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench soak clean
+.PHONY: demo test test-lowest check bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+# The suite on the lowest versions pyproject.toml allows (constraints/lowest.txt), in a venv of
+# its own, made afresh when either file changes. Not part of `make test` or CI.
+LOWEST := .venv-lowest
+$(LOWEST)/.installed: pyproject.toml constraints/lowest.txt
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install -qq --upgrade pip
+	$(LOWEST)/bin/pip install -qq -c constraints/lowest.txt -e '.[test]'
+	touch $@
+
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/pytest -q
+
 check: $(STAMP)
 	$(BIN)/ruff check bulk tests benchmarks
 	$(BIN)/ruff format --check bulk tests benchmarks
@@ -32,4 +45,4 @@ soak: $(STAMP)
 	$(BIN)/pytest -q -m soak -o addopts=''
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,12 @@ moves absolute times.
    and 25,000 rows (100,000 would not fit the ~10 minute budget). Goal: ≤ 1.2×, < 250 MB.
 5. ``resume``: a ledger where all 1,000,000 rows are settled; ``bulk provision`` from exec to
    exit, nothing sent. Goal ≤ 5 s.
+6. ``operating``: the operating point, a server at 1/s with a bucket of 1 (SES's documented
+   limit), ~20 ms latency, 120 rows: the engine with its defaults (``--rate 1 --burst 1``)
+   beside a boto3 loop with ``time.sleep(1)`` after each call and a boto3 loop in ``adaptive``
+   retry mode; then the engine at ``--rate 10 --burst 1`` against a 10/s server, burst 1, 600
+   rows. Goal for the engine: ≥ 0.99 of the limit, ≤ 1% throttled, and the learned rate it
+   saves for the next run within 2% of the limit. About six minutes.
 
 Options: ``--only NAME`` (repeatable or comma-separated), ``--quick`` (smaller sizes), and
 ``--write``/``--no-write`` for ``benchmarks/RESULTS.md`` (written by default only by a full

@@ -14,6 +14,7 @@ from pathlib import Path
 from benchmarks.context import QUICK, Context, Sizes
 from benchmarks.footprint import memory, resume
 from benchmarks.harness import Workspace, offline_aws_environment
+from benchmarks.operating_point import operating_point
 from benchmarks.overhead import overhead
 from benchmarks.report import (
     Section,
@@ -31,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Context], Section]] = {
     "overhead": overhead,
     "memory": memory,
     "resume": resume,
+    "operating": operating_point,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -4,6 +4,8 @@
   calls it; in-process so that interpreter start-up and imports are not counted against it.
 - ``run_boto3_threads``: plain boto3, one shared client, N threads each creating its share of
   the names, botocore's own retries in ``standard`` or ``adaptive`` mode.
+- ``run_boto3_loop``: the script a user writes for a limit of about 1 call a second: one
+  client, one call after another, optionally ``time.sleep(pause)`` after each.
 - ``run_aiobotocore``: N tasks pulling requests from one shared iterator, botocore retries off;
   unpaced it is the bare loop the engine's overhead is measured against (configured as a
   script would, or as the engine configures its client), paced (an aiolimiter bucket at the
@@ -107,7 +109,7 @@ def run_engine(
 
 
 def _rate(rate: float | None) -> str:
-    return "unlimited" if rate is None else f"{rate:.1f}/s"
+    return "unlimited" if rate is None else f"{rate:.4g}/s"
 
 
 # -- plain boto3 with botocore's retries ---------------------------------------------------------
@@ -125,7 +127,6 @@ def run_boto3_threads(
     """``threads`` threads share one client (adaptive mode's rate limiter is per client)."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import ClientError
 
     start = time.perf_counter()
     config = Config(
@@ -143,24 +144,10 @@ def run_boto3_threads(
     def work(index: int, share: Sequence[dict[str, Any]]) -> None:
         barrier.wait()
         for request in share:
-            for _ in range(_MAX_RESENDS):
-                try:
-                    client.create_configuration_set(**request)
-                    break
-                except ClientError as exc:
-                    code = str(exc.response.get("Error", {}).get("Code"))
-                    if code == _EXISTS:
-                        break
-                    if code not in _THROTTLED:
-                        failures.append(code)
-                        unfinished[index] += 1
-                        break
-                    resent[index] += 1  # botocore gave up on 429s: the script sends it again
-                except Exception as exc:  # connection trouble: counted, never retried here
-                    failures.append(type(exc).__name__)
-                    unfinished[index] += 1
-                    break
-            else:
+            resends, failure = _create_with_resends(client, request)
+            resent[index] += resends
+            if failure is not None:
+                failures.append(failure)
                 unfinished[index] += 1
 
     workers = [
@@ -181,6 +168,74 @@ def run_boto3_threads(
     if failures:
         detail += f", errors: {sorted(set(failures))}"
     return ClientRun(label, end - start, end - first, sum(unfinished), detail)
+
+
+def run_boto3_loop(
+    label: str,
+    requests: Sequence[dict[str, Any]],
+    url: str,
+    *,
+    pause: float = 0.0,
+    mode: str | None = None,
+    max_attempts: int = 10,
+) -> ClientRun:
+    """One client, one thread, ``time.sleep(pause)`` after each call; ``mode=None``: botocore's
+    default retry configuration, as a script that sets none gets it.
+
+    The window ends at the last answer: the pause after it is not counted.
+    """
+    import boto3
+    from botocore.config import Config
+
+    start = time.perf_counter()
+    config = Config(retries={"mode": mode, "max_attempts": max_attempts}) if mode else Config()
+    client = boto3.session.Session().client(
+        SERVICE, region_name=REGION, endpoint_url=url, config=config
+    )
+    unfinished, resent = 0, 0
+    failures: set[str] = set()
+    first = last = time.perf_counter()
+    for index, request in enumerate(requests):
+        if index and pause:
+            time.sleep(pause)
+        resends, failure = _create_with_resends(client, request)
+        resent += resends
+        if failure is not None:
+            failures.add(failure)
+            unfinished += 1
+        last = time.perf_counter()
+    client.close()
+    detail = f"1 thread, retries {mode or 'default'}" + (
+        f", sleep({pause:g}) after each call" if pause else ""
+    )
+    if resent:
+        detail += f", {resent} rows re-sent after botocore gave up"
+    if failures:
+        detail += f", errors: {sorted(failures)}"
+    return ClientRun(label, last - start, last - first, unfinished, detail)
+
+
+def _create_with_resends(client: Any, request: dict[str, Any]) -> tuple[int, str | None]:
+    """One row as a boto3 script sends it: again after botocore gives up on 429s.
+
+    Returns how many times it was re-sent, and why it was not created (None if it was, or it
+    already existed): an error code, an exception's name, or "resends" when they ran out.
+    """
+    from botocore.exceptions import ClientError
+
+    for resends in range(_MAX_RESENDS):
+        try:
+            client.create_configuration_set(**request)
+            return resends, None
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code == _EXISTS:
+                return resends, None
+            if code not in _THROTTLED:
+                return resends, code
+        except Exception as exc:  # connection trouble: counted, never retried here
+            return resends, type(exc).__name__
+    return _MAX_RESENDS, "resends"
 
 
 # -- aiobotocore loops ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ class Sizes:
     memory_rows: tuple[int, int] = (10_000, 1_000_000)  # dry runs
     live_rows: tuple[int, int] = (5_000, 25_000)  # real runs against an unthrottled server
     resume_rows: tuple[int, int] = (10_000, 1_000_000)
+    operating_rows: int = 120  # scenario 6, against a 1/s server: two minutes per contender
+    operating_fast_rows: int = 600  # and against a 10/s server: one minute
 
 
 QUICK = Sizes(
@@ -26,6 +28,8 @@ QUICK = Sizes(
     memory_rows=(10_000, 100_000),
     live_rows=(1_000, 5_000),
     resume_rows=(10_000, 100_000),
+    operating_rows=30,
+    operating_fast_rows=150,
 )
 
 

@@ -147,6 +147,8 @@ async def _provision(input_path: Path, settings: Settings) -> Summary:
                     f"burst {settings.emulator_burst})"
                 )
             click.echo(f"bulk: {safe(line)}", err=True)
+            for note in stats.notes:  # what the ledger worked around: a line each, once
+                click.echo(f"bulk: note: {safe(note)}", err=True)
             tg.start_soon(display.run, stats)
 
         summary = await provision(
@@ -184,28 +186,85 @@ async def _provision(input_path: Path, settings: Settings) -> Summary:
 )
 @click.option("--max-sets", type=int, default=None, help="Quota: LimitExceeded past this count.")
 @click.option("--seed", type=int, default=None, help="Seed for repeatable faults.")
-def emulate_command(host: str, port: int, **options: Any) -> None:
-    """Run a local Pinpoint Email / SES v2 emulator.
+@click.option(
+    "--limit",
+    "operation_limits",
+    multiple=True,
+    metavar="OPERATION=RATE[/BURST]",
+    help="Another operation's requests/s per account and Region, e.g. "
+    "ListConfigurationSets=5/10 (repeatable; printed at start).",
+)
+@click.option(
+    "--account",
+    "default_account",
+    default=None,
+    help="Account of access keys that AssumeRole did not issue (printed at start).",
+)
+@click.option(
+    "--key-account",
+    "key_accounts",
+    multiple=True,
+    metavar="KEY=ACCOUNT",
+    help="Put access key id KEY in ACCOUNT instead (repeatable).",
+)
+@click.option(
+    "--deny-role",
+    "denied_roles",
+    multiple=True,
+    metavar="ARN|ACCOUNT",
+    help="A role ARN, or an account's every role, that AssumeRole refuses (repeatable).",
+)
+@click.option(
+    "--credential-lifetime",
+    type=int,
+    default=None,
+    help="Most seconds that credentials issued by AssumeRole last.",
+)
+def emulate_command(
+    host: str,
+    port: int,
+    operation_limits: tuple[str, ...],
+    key_accounts: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Run a local Pinpoint Email / SES v2 emulator, with STS on the same port.
 
     It throttles and fails like AWS, and accepts any SigV4 signature without checking it.
     Point clients at the printed URL. Exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 a bad
     option or an address it cannot listen on.
     """
     from bulk.emulator import ConfigError, EmulatorConfig, serve_forever
+    from bulk.emulator.config import parse_key_account, parse_limit
 
+    if options["default_account"] is None:
+        del options["default_account"]
     try:
-        serve_forever(EmulatorConfig(**options), host=host, port=port)
+        config = EmulatorConfig(
+            operation_limits=dict(map(parse_limit, operation_limits)),
+            key_accounts=dict(map(parse_key_account, key_accounts)),
+            **options,
+        )
+        serve_forever(config, host=host, port=port)
     except ConfigError as exc:
         _fail(_with_option_names(exc), exc.exit_code)
     except BulkError as exc:
         _fail(str(exc), exc.exit_code)
 
 
+# `bulk emulate` options whose names are not their settings' (``--fault-rate``: fault_rate).
+_EMULATE_OPTIONS = {
+    "default_account": "--account",
+    "key_accounts": "--key-account",
+    "denied_roles": "--deny-role",
+    "operation_limits": "--limit",
+}
+
+
 def _with_option_names(exc: ConfigError) -> str:
     """``exc``'s message, naming settings as ``bulk emulate`` options (``--fault-rate``)."""
     message = str(exc)
     for setting in exc.settings:
-        option = "--" + setting.replace("_", "-")
+        option = _EMULATE_OPTIONS.get(setting, "--" + setting.replace("_", "-"))
         message = re.sub(rf"\b{re.escape(setting)}\b", option, message)
     return message
 

@@ -78,7 +78,12 @@ class Row:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one row: one ledger record."""
+    """The result of one row: one ledger record.
+
+    ``restated``: not this run's work, but an earlier record said again with the row's
+    fingerprint in the current scheme (see :data:`bulk.ledger.records.FINGERPRINTS`); it is
+    written to the ledger and not counted in the run's summary.
+    """
 
     row: int
     name: str
@@ -92,6 +97,7 @@ class Outcome:
     request_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     fingerprint: int | None = None  # the input row's (see InputRow): lets a resume skip it unread
+    restated: bool = False
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bulk.ledger.index_file as index_file
 from bulk.emulator import Emulator, EmulatorConfig
 from bulk.ledger.reader import read_records
 from bulk.ledger.rules import Action, carries_ambiguity, decide
@@ -40,6 +41,12 @@ from .ledger_helpers import (
     model_prior,
     open_ledger,
     outcomes_strategy,
+)
+from .test_ledger_index_file import (
+    cut_index,
+    flip_a_section_byte,
+    garbage_in_index,
+    header_value_made_a_list,
 )
 from .torture import (
     SETTLED,
@@ -359,6 +366,56 @@ class TestForeignLedger:
             assert expect in line
             assert line.endswith("pass --ledger NEW to keep this run's records in another file")
             assert ledger.read_bytes() == kept
+            assert emu.stats()["calls"]["CreateConfigurationSet"] == creates
+
+
+class TestDamagedIndex:
+    @pytest.mark.parametrize(
+        "damage",
+        [header_value_made_a_list, cut_index, garbage_in_index, flip_a_section_byte],
+        ids=["header-value-of-wrong-type", "truncated", "garbage", "section-byte-flipped"],
+    )
+    def test_a_damaged_index_means_a_normal_resume_and_one_note(
+        self,
+        tmp_path: Path,
+        threaded_emulator: ThreadedEmulator,
+        monkeypatch: pytest.MonkeyPatch,
+        damage: Callable[[Path], None],
+    ) -> None:
+        """Issue 19: a settled ledger whose saved index was damaged resumed with
+        ``unexpected AttributeError`` and exit 1. The index is a cache: ignored, said once."""
+        monkeypatch.setattr(index_file, "MIN_RECORDS", 50)
+        tenants = tenants_file(tmp_path / "t.csv", 200, bad_every=10**6)
+        ledger, index = tenants.ledger, index_file.index_path(tenants.ledger)
+        with threaded_emulator(EmulatorConfig(rate=0)) as emu:
+            args = provision_args(tenants, emu, "--rate", "0")
+            assert cli(*args).exit_code == 0
+            assert index.is_file()
+            damage(ledger)
+            records = len(row_records(ledger))
+            creates = emu.stats()["calls"]["CreateConfigurationSet"]
+
+            resumed = cli(*args)
+
+            assert resumed.exit_code == 0, resumed.stderr
+            assert skipped_line(resumed.stdout) == 200
+            assert emu.stats()["calls"]["CreateConfigurationSet"] == creates  # nothing sent
+            assert len(row_records(ledger)) == records
+            region, note = resumed.stderr.strip().splitlines()  # one note, no error
+            assert region.startswith("bulk: Region ")
+            assert note.startswith(f"bulk: note: resume index {index} is damaged (")
+            assert note.endswith("the ledger was read in full, and the index written again")
+            fd = os.open(ledger, os.O_RDONLY)
+            try:
+                loaded = index_file.load(fd, ledger, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
+            assert isinstance(loaded, index_file.Loaded) and loaded.image.counts["created"] == 200
+
+            again = cli(*args)
+
+            assert again.exit_code == 0 and skipped_line(again.stdout) == 200
+            assert [line.split(" ")[1] for line in again.stderr.splitlines()] == ["Region"]
             assert emu.stats()["calls"]["CreateConfigurationSet"] == creates
 
 

@@ -158,6 +158,7 @@ class TestOperations:
     def test_accounts_and_regions_are_separate(
         self, served: Emulator, boto3_client: Callable[..., Any], service: str
     ) -> None:
+        served.configure(key_accounts={"AKIAOTHERACCOUNT": "222222222222"})
         home = boto3_client(served, service)
         other_region = boto3_client(served, service, region="eu-west-1")
         other_account = boto3_client(served, service, access_key="AKIAOTHERACCOUNT")
@@ -165,6 +166,15 @@ class TestOperations:
         assert other_region.list_configuration_sets()["ConfigurationSets"] == []
         assert other_account.list_configuration_sets()["ConfigurationSets"] == []
         other_region.create_configuration_set(ConfigurationSetName="tenant")  # no conflict
+        other_account.create_configuration_set(ConfigurationSetName="tenant")  # no conflict
+
+    def test_keys_of_one_account_see_the_same_sets(
+        self, served: Emulator, boto3_client: Callable[..., Any], service: str
+    ) -> None:
+        boto3_client(served, service).create_configuration_set(ConfigurationSetName="shared")
+        another_key = boto3_client(served, service, access_key="AKIAANOTHERUSER")
+        assert another_key.list_configuration_sets()["ConfigurationSets"] == ["shared"]
+        assert served.state.names(("123456789012", "us-east-1")) == ["shared"]
 
 
 class TestErrors:

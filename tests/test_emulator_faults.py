@@ -114,7 +114,10 @@ class TestThrottling:
     def test_buckets_are_per_account_and_region(
         self, threaded_emulator: Callable[..., Any], boto3_client: Callable[..., Any]
     ) -> None:
-        with threaded_emulator(EmulatorConfig(rate=0.01, burst=1)) as served:
+        config = EmulatorConfig(
+            rate=0.01, burst=1, key_accounts={"AKIASECONDACCOUNT": "222222222222"}
+        )
+        with threaded_emulator(config) as served:
             clients = [
                 boto3_client(served, "sesv2"),
                 boto3_client(served, "sesv2", region="eu-west-1"),

@@ -278,6 +278,31 @@ class TestEmulateCommand:
             (["--max-sets", "-1"], "--max-sets must be at least 0, got -1"),
             (["--port", "99999"], "--port must be between 0 and 65535, got 99999"),
             (["--port", "-1"], "--port must be between 0 and 65535, got -1"),
+            (
+                ["--limit", "ListConfigurationSets"],
+                "--limit: expected OPERATION=RATE[/BURST] such as ListConfigurationSets=5/10, "
+                "got 'ListConfigurationSets'",
+            ),
+            (
+                ["--limit", "GetAccount=-1"],
+                "--limit: GetAccount's rate must be at least 0, got -1.0",
+            ),
+            (
+                ["--limit", "CreateConfigurationSet=5"],
+                "--limit: set CreateConfigurationSet's limit with --rate and --burst",
+            ),
+            (["--account", "12"], "--account must be a 12-digit account id, got '12'"),
+            (
+                ["--key-account", "AKIAEXAMPLE"],
+                "--key-account: expected ACCESS_KEY_ID=ACCOUNT such as AKIAEXAMPLE=111111111111, "
+                "got 'AKIAEXAMPLE'",
+            ),
+            (
+                ["--deny-role", "admin"],
+                "--deny-role: expected a role ARN (arn:aws:iam::ACCOUNT:role/NAME) or a 12-digit "
+                "account id, got 'admin'",
+            ),
+            (["--credential-lifetime", "0"], "--credential-lifetime must be at least 1, got 0"),
         ],
     )
     def test_a_bad_option_is_one_line_and_exit_2(self, options: list[str], expect: str) -> None:
@@ -285,6 +310,41 @@ class TestEmulateCommand:
         assert result.exit_code == 2
         assert one_line_error(result.stderr) == f"bulk: error: {expect}"
         assert result.stdout == "", "it started listening"
+
+    def test_an_unknown_operation_limit_names_the_known_ones(self) -> None:
+        result = cli("emulate", "--limit", "SendEmail=5")
+        assert result.exit_code == 2
+        line = one_line_error(result.stderr)
+        assert line.startswith("bulk: error: --limit: unknown operation 'SendEmail'; known: ")
+        assert "'AssumeRole'" in line and "'ListConfigurationSets'" in line
+
+    def test_account_options_reach_the_emulator(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        started: list[EmulatorConfig] = []
+
+        def serve(config: EmulatorConfig, *, host: str, port: int) -> None:
+            started.append(config)
+
+        monkeypatch.setattr("bulk.emulator.serve_forever", serve)
+        role = "arn:aws:iam::111111111111:role/locked"
+        result = cli(
+            "emulate",
+            *("--account", "000000000000", "--key-account", "AKIAOTHER=222222222222"),
+            *("--deny-role", role, "--deny-role", "333333333333"),
+            *("--credential-lifetime", "60", "--limit", "ListConfigurationSets=5/10"),
+            *("--limit", "AssumeRole=2"),
+        )
+        assert result.exit_code == 0, result.stderr
+        (config,) = started
+        assert config.default_account == "000000000000"
+        assert dict(config.key_accounts) == {"AKIAOTHER": "222222222222"}
+        assert config.denied_roles == frozenset({role, "333333333333"})
+        assert config.credential_lifetime == 60
+        assert dict(config.operation_limits) == {
+            "ListConfigurationSets": (5.0, 10),
+            "AssumeRole": (2.0, 1),
+        }
+        assert cli("emulate").exit_code == 0
+        assert started[-1].default_account == EmulatorConfig().default_account  # not given
 
 
 class TestHelp:

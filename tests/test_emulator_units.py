@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import botocore.session
 import pytest
 
 from bulk.emulator import ConfigError, EmulatorConfig, EmulatorState, Fault, TokenBucket
+from bulk.emulator.accounts import Accounts, Role
+from bulk.emulator.config import parse_key_account, parse_limit
 from bulk.emulator.faults import FaultInjector
-from bulk.emulator.protocol import check_name, resolve, routes, validate
+from bulk.emulator.protocol import ServiceError, check_name, resolve, routes, validate
 from bulk.emulator.server import describe
 from bulk.emulator.state import CreateResult
 from bulk.emulator.throttle import Throttle
@@ -145,6 +148,16 @@ class TestConfig:
             {"max_sets": -1},
             {"rate": "fast"},
             {"fault_operations": frozenset({"SendEmail"})},
+            {"default_account": "12345"},
+            {"key_accounts": {"AKIAEXAMPLE": "not-an-account"}},
+            {"key_accounts": ["AKIAEXAMPLE"]},
+            {"denied_roles": ["admin"]},
+            {"denied_roles": "arn:aws:iam::111111111111:role/one-string-not-a-list"},
+            {"credential_lifetime": 0},
+            {"operation_limits": {"SendEmail": (1, 1)}},
+            {"operation_limits": {"GetAccount": (1, 0)}},
+            {"operation_limits": {"GetAccount": 5}},
+            {"operation_limits": {"CreateConfigurationSet": (1, 1)}},
         ],
     )
     def test_bad_settings_name_the_setting_and_value(self, settings: dict[str, object]) -> None:
@@ -161,6 +174,37 @@ class TestConfig:
         with pytest.raises(ConfigError, match="unknown setting"):
             config.replace({"rats": 5})
 
+    def test_every_setting_round_trips_through_json(self) -> None:
+        config = EmulatorConfig(
+            default_account="000000000000",
+            key_accounts={"AKIAOTHER": "222222222222"},
+            denied_roles={"arn:aws:iam::333333333333:role/locked", "444444444444"},
+            credential_lifetime=60,
+            operation_limits={"ListConfigurationSets": (5, 10), "AssumeRole": (2, 1)},
+        )
+        assert EmulatorConfig().replace(json.loads(json.dumps(config.as_dict()))) == config
+        assert hash(config) == hash(config.replace({}))  # still a hashable frozen record
+        assert config.operation_limits["AssumeRole"] == (2.0, 1)
+        with pytest.raises(TypeError):
+            config.key_accounts["AKIAMORE"] = "555555555555"  # type: ignore[index]
+
+    def test_limits_are_per_operation_with_a_default(self) -> None:
+        config = EmulatorConfig(rate=2, burst=3, operation_limits={"GetAccount": (0.5, 1)})
+        assert config.limits() == (
+            {"CreateConfigurationSet": (2, 3), "GetAccount": (0.5, 1)},
+            (config.other_rate, config.other_burst),
+        )
+
+    def test_command_line_forms(self) -> None:
+        assert parse_limit("ListConfigurationSets=5/10") == ("ListConfigurationSets", (5.0, 10))
+        assert parse_limit("AssumeRole=0.5") == ("AssumeRole", (0.5, 1))
+        assert parse_key_account("AKIAX=111111111111") == ("AKIAX", "111111111111")
+        for bad in ("ListConfigurationSets", "GetAccount=fast", "GetAccount=1/2.5"):
+            with pytest.raises(ConfigError, match="OPERATION=RATE"):
+                parse_limit(bad)
+        with pytest.raises(ConfigError, match="ACCESS_KEY_ID=ACCOUNT"):
+            parse_key_account("=111111111111")
+
     def test_describe_mentions_every_setting(self) -> None:
         text = "\n".join(
             describe(EmulatorConfig(rate=0, max_sets=10, seed=3), "http://127.0.0.1:1")
@@ -168,6 +212,26 @@ class TestConfig:
         for fragment in ("unthrottled", "max sets per account and Region: 10", "seed: 3"):
             assert fragment in text
         assert "signatures are not verified" in text
+        text = "\n".join(
+            describe(
+                EmulatorConfig(
+                    default_account="000000000000",
+                    denied_roles={"444444444444"},
+                    credential_lifetime=60,
+                    operation_limits={"ListConfigurationSets": (5, 10)},
+                ),
+                "http://127.0.0.1:1",
+            )
+        )
+        for fragment in (
+            "account 000000000000",
+            "AssumeRole keys to the role's account",
+            "at most 60 s",
+            "denied roles: 444444444444",
+            "ListConfigurationSets: 5/s, burst 10",
+            "AWS_ENDPOINT_URL_STS=http://127.0.0.1:1",
+        ):
+            assert fragment in text
 
 
 class TestProtocol:
@@ -215,12 +279,92 @@ class TestProtocol:
 class TestState:
     def test_create_respects_existing_names_and_quota(self) -> None:
         state = EmulatorState()
-        scope = ("A", "us-east-1")
+        scope = ("111111111111", "us-east-1")
         assert state.create(scope, "a", {"x": 1}, max_sets=1) is CreateResult.CREATED
         assert state.create(scope, "a", {}, max_sets=1) is CreateResult.EXISTS
         assert state.create(scope, "b", {}, max_sets=1) is CreateResult.LIMIT
-        assert state.create(("A", "eu-west-1"), "b", {}, max_sets=1) is CreateResult.CREATED
+        assert state.create(("111111111111", "eu-west-1"), "b", {}, max_sets=1) is (
+            CreateResult.CREATED
+        )
         assert state.snapshot()[scope] == {"a": {"x": 1}}
         state.reset()
         assert state.all_names() == set()
         assert state.stats()["created"] == 0
+
+    def test_a_scope_may_name_an_access_key_for_its_account(self) -> None:
+        state = EmulatorState()
+        state.accounts.configure("111111111111", {"AKIAMAPPED": "222222222222"})
+        state.create(("AKIAANYKEY", "us-east-1"), "a", {}, max_sets=None)
+        state.create(("AKIAMAPPED", "us-east-1"), "b", {}, max_sets=None)
+        assert state.names(("111111111111", "us-east-1")) == ["a"]
+        assert state.names(("AKIAOTHERKEY", "us-east-1")) == ["a"]
+        assert state.names(("222222222222", "us-east-1")) == ["b"]
+        assert state.get(("AKIAMAPPED", "us-east-1"), "b") == {}
+        assert set(state.snapshot()) == {
+            ("111111111111", "us-east-1"),
+            ("222222222222", "us-east-1"),
+        }
+
+    def test_counters_per_account_and_region(self) -> None:
+        state = EmulatorState()
+        scope = ("111111111111", "eu-west-1")
+        state.count_scoped(scope, "CreateConfigurationSet", admitted=True)
+        state.count_scoped(scope, "CreateConfigurationSet", admitted=False)
+        state.count_scoped(scope, "ListConfigurationSets", admitted=True)
+        state.create(scope, "a", {}, max_sets=None)
+        lane = state.stats()["by_scope"]["111111111111/eu-west-1"]
+        assert lane == {
+            "account": "111111111111",
+            "region": "eu-west-1",
+            "calls": {"CreateConfigurationSet": 2, "ListConfigurationSets": 1},
+            "throttled": {"CreateConfigurationSet": 1},
+            "creates": {"accepted": 1, "throttled": 1},
+            "created": 1,
+            "configuration_sets": 1,
+        }
+        state.reset()
+        assert state.stats()["by_scope"] == {}
+
+
+ROLE = Role.parse("arn:aws:iam::111111111111:role/team/bulk")
+
+
+class TestAccounts:
+    def test_role_arns(self) -> None:
+        assert ROLE is not None
+        assert (ROLE.partition, ROLE.account, ROLE.name) == ("aws", "111111111111", "bulk")
+        china = Role.parse("arn:aws-cn:iam::222222222222:role/x")
+        assert china is not None and china.partition == "aws-cn"
+        assert ROLE.role_id == Role.parse(ROLE.arn).role_id  # type: ignore[union-attr]
+        for bad in ("arn:aws:iam::1111:role/x", "arn:aws:iam::111111111111:user/x", "bulk"):
+            assert Role.parse(bad) is None
+
+    def test_issued_keys_belong_to_the_role_until_they_expire(self) -> None:
+        assert ROLE is not None
+        accounts = Accounts()
+        session = accounts.issue(ROLE, "run", 60, now=1000.0)
+        key, token = session.caller.access_key, session.token
+        assert accounts.account_of(key) == "111111111111"
+        caller = accounts.identify(key, token, now=1059.999)
+        assert caller.arn == "arn:aws:sts::111111111111:assumed-role/bulk/run"
+        assert caller.user_id == f"{ROLE.role_id}:run"
+        with pytest.raises(ServiceError) as expired:
+            accounts.identify(key, token, now=1060.0)
+        assert (expired.value.status, expired.value.code) == (403, "ExpiredTokenException")
+        with pytest.raises(ServiceError) as mismatched:
+            accounts.identify(key, "another-token", now=1000.0)
+        assert mismatched.value.code == "UnrecognizedClientException"
+        assert accounts.issue(ROLE, "run", 60, now=1000.0).caller.access_key != key
+        assert accounts.issued() == 2
+
+    def test_other_keys_belong_to_the_default_or_mapped_account(self) -> None:
+        accounts = Accounts()
+        accounts.configure("000000000000", {"AKIAMAPPED": "222222222222"})
+        assert accounts.account_of("AKIAANY") == "000000000000"
+        assert accounts.account_of("AKIAMAPPED") == "222222222222"
+        assert accounts.account_of("999999999999") == "999999999999"
+        caller = accounts.identify("AKIAMAPPED", None, now=0.0)
+        assert (caller.account, caller.arn) == (
+            "222222222222",
+            "arn:aws:iam::222222222222:user/emulator",
+        )

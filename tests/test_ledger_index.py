@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bulk.ledger.records import Prior
+from bulk.ledger.records import FINGERPRINTS, Prior, header_to_json, record_to_json
 from bulk.ledger.rules import Action, carries_ambiguity, decide
-from bulk.models import Lane, Status
+from bulk.ledger.writer import save_index
+from bulk.models import Lane, Outcome, Status
 
-from .ledger_helpers import LANE, OTHER_LANE, RULES, action, open_ledger, outcome, write
+from .ledger_helpers import (
+    INPUT,
+    LANE,
+    OTHER_LANE,
+    RULES,
+    TARGET,
+    action,
+    open_ledger,
+    outcome,
+    write,
+)
 
 
 class TestRoundTrip:
@@ -147,3 +161,70 @@ class TestLookups:
             prior = ledger.index.get(LANE, "a", "00000000000000bb")  # fixed: new content
             assert prior is not None and prior.status is Status.FAILED and prior.ambiguous
             assert carries_ambiguity(prior)  # a resend of the fixed row starts ambiguous
+
+
+class TestFingerprintSchemes:
+    """A record's fingerprint is kept only if its run header names this version's scheme."""
+
+    @pytest.mark.parametrize("way", ["fast-parse", "slow-parse", "saved-index"])
+    def test_only_fingerprints_of_the_current_scheme_are_kept(self, path: Path, way: str) -> None:
+        # A lone surrogate in a name sends every chunk down the line-by-line parser.
+        a = "a-\udc80" if way == "slow-parse" else "a"
+
+        def fingerprinted(name: str, *, row: int, fingerprint: int) -> Outcome:
+            return replace(outcome(name, row=row), fingerprint=fingerprint)
+
+        # A run of an earlier bulk (no scheme in its header), then one of this version's.
+        append_run(path, None, [fingerprinted(a, row=1, fingerprint=1)])
+        append_run(
+            path,
+            FINGERPRINTS,
+            [fingerprinted("b", row=2, fingerprint=2), fingerprinted(a, row=1, fingerprint=3)],
+        )
+        # A run that named another scheme; with a saved index, it is saved as it stands here,
+        # and the records after it are still its own.
+        append_run(path, "polars-hash-1", [fingerprinted("c", row=3, fingerprint=4)])
+        if way == "saved-index":
+            save(path)
+        append_lines(path, [fingerprinted("d", row=4, fingerprint=5)])
+
+        with open_ledger(path, dry_run=True) as ledger:
+            index = ledger.index
+            assert index.image_records == (4 if way == "saved-index" else 0)
+            assert sorted(index.unchanged["fingerprint"].to_list()) == [2, 3]
+            assert {name: index.get(LANE, name).fingerprinted for name in (a, "b", "c", "d")} == {  # type: ignore[union-attr]
+                a: True,
+                "b": True,
+                "c": False,
+                "d": False,
+            }
+            assert not index.current_scheme
+        with open_ledger(path) as ledger:  # a run of this version's: its header says so
+            pass
+        with open_ledger(path, dry_run=True) as ledger:
+            assert ledger.index.current_scheme
+
+
+def append_run(path: Path, scheme: str | None, outcomes: list[Outcome]) -> None:
+    """A run header naming ``scheme`` (none: as written before schemes were), then records."""
+    header = json.loads(header_to_json("run", INPUT, TARGET, {}))
+    if scheme is None:
+        del header["fingerprints"]
+    else:
+        header["fingerprints"] = scheme
+    with path.open("a") as file:
+        file.write(json.dumps(header) + "\n")
+    append_lines(path, outcomes)
+
+
+def append_lines(path: Path, outcomes: list[Outcome]) -> None:
+    with path.open("a") as file:
+        file.writelines(record_to_json(item) + "\n" for item in outcomes)
+
+
+def save(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert save_index(fd, path)
+    finally:
+        os.close(fd)

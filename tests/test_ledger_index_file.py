@@ -3,10 +3,14 @@ or not used at all."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
+import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,50 +190,162 @@ def _replace_ledger(path: Path) -> None:
     write(path, history(700, start=1))
 
 
-def _flip_a_byte(path: Path) -> None:
+def _other_format(path: Path) -> None:
+    """The index a later bulk saved, in a format of its own."""
+    index = index_file.index_path(path)
+    data = index.read_bytes()
+    index.write_bytes(data.replace(index_file.MAGIC, b"bulk resume index 9\n", 1))
+
+
+def _format_1(path: Path) -> None:
+    """What bulk saved before the format was numbered (its footer was 16 bytes)."""
+    index = index_file.index_path(path)
+    index.write_bytes(b"bulk resume index\n" + bytes(64) + b'{"format":1}' + bytes(16))
+
+
+def _footer(data: bytes) -> tuple[int, int, int]:
+    """The header's offset, length and CRC-32, from the last 24 bytes of an index."""
+    return tuple(int.from_bytes(data[i : i + 8], "little") for i in (-24, -16, -8))  # type: ignore[return-value]
+
+
+def header_of(path: Path) -> dict[str, Any]:
+    data = index_file.index_path(path).read_bytes()
+    at, length, _ = _footer(data)
+    header: dict[str, Any] = json.loads(data[at : at + length])
+    return header
+
+
+Change = Callable[[dict[str, Any]], Any]
+
+
+def rewrite_header(path: Path, change: Change, *, sign: bool) -> None:
+    """Change the index's header in place (``change`` edits it, or returns what replaces it):
+    ``sign``ed, its CRC-32 made to match (as a writer of wrong values would), else left as it
+    was (as a careless edit leaves it)."""
+    index = index_file.index_path(path)
+    data = index.read_bytes()
+    at, length, crc = _footer(data)
+    header = json.loads(data[at : at + length])
+    header = change(header) or header
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    footer = (at, len(encoded), zlib.crc32(encoded) if sign else crc)
+    index.write_bytes(data[:at] + encoded + b"".join(n.to_bytes(8, "little") for n in footer))
+
+
+def _signed(change: Change) -> Callable[[Path], None]:
+    return lambda path: rewrite_header(path, change, sign=True)
+
+
+def _set(key: str, value: Any) -> Change:
+    return lambda header: header.__setitem__(key, value)
+
+
+def _flip_a_header_byte(path: Path) -> None:
     index = index_file.index_path(path)
     data = bytearray(index.read_bytes())
-    data[len(data) - 100] ^= 0x55
+    data[len(data) - 100] ^= 0x55  # in the header: its CRC-32 no longer matches
     index.write_bytes(bytes(data))
 
 
-def _cut_index(path: Path) -> None:
+def flip_a_section_byte(path: Path, section: str = "meta") -> None:
     index = index_file.index_path(path)
-    index.write_bytes(index.read_bytes()[:-1000])
+    offset, size, _ = header_of(path)["sections"][section]
+    data = bytearray(index.read_bytes())
+    data[offset + size // 2] ^= 0x01
+    index.write_bytes(bytes(data))
 
 
-def _other_format(path: Path) -> None:
+def cut_index(path: Path) -> None:
     index = index_file.index_path(path)
-    data = index.read_bytes()
-    index.write_bytes(data.replace(b'"format":1', b'"format":9', 1))
+    index.write_bytes(index.read_bytes()[:-1000])  # the footer and the end of the header gone
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        _cut_ledger,
-        _cut_and_grow_ledger,
-        _edit_ledger,
-        _replace_ledger,
-        _flip_a_byte,
-        _cut_index,
-        _other_format,
-        lambda path: index_file.index_path(path).write_bytes(b""),
-        lambda path: index_file.index_path(path).write_bytes(b"not an index at all\n" * 10),
-    ],
-    ids=[
-        "ledger-cut",
-        "ledger-cut-and-grown",
-        "ledger-edited",
-        "ledger-replaced",
-        "byte-flipped",
-        "index-cut",
-        "format",
-        "empty",
-        "junk",
-    ],
-)
-def test_an_index_that_does_not_fit_its_ledger_is_not_used(
+def garbage_in_index(path: Path, at: int | None = None) -> None:
+    """4 KiB of it (its middle, or from ``at``) overwritten with random bytes, as a bad copy
+    leaves it."""
+    index = index_file.index_path(path)
+    data = bytearray(index.read_bytes())
+    at = len(data) // 2 if at is None else at
+    data[at : at + 4096] = random.Random(7).randbytes(4096)
+    index.write_bytes(bytes(data))
+
+
+def header_value_made_a_list(path: Path) -> None:
+    """The issue's case: one of the header's objects became a list, its CRC-32 made to match."""
+    rewrite_header(path, _set("odd", [["2", "odd digest"]]), sign=True)
+
+
+def _an_ipc_panic(*args: Any, **kwargs: Any) -> Any:
+    raise pl.exceptions.PanicException("polars panicked reading the frame")
+
+
+UNFIT: dict[str, Callable[[Path], None]] = {
+    "ledger-cut": _cut_ledger,
+    "ledger-cut-and-grown": _cut_and_grow_ledger,
+    "ledger-edited": _edit_ledger,
+    "ledger-replaced": _replace_ledger,
+    "other-format": _other_format,
+    "format-1": _format_1,
+    "other-fingerprint-scheme": _signed(_set("fingerprints", "polars-hash-1.0")),
+    "other-byte-order": _signed(
+        _set("byteorder", "big" if sys.byteorder == "little" else "little")
+    ),
+    "index-deleted": lambda path: index_file.index_path(path).unlink(),
+}
+
+DAMAGED: dict[str, Callable[[Path], None]] = {
+    "header-byte-flipped": _flip_a_header_byte,
+    "header-edited-carelessly": lambda path: rewrite_header(path, _set("odd", []), sign=False),
+    "header-value-made-a-list": header_value_made_a_list,
+    **{
+        f"header-{key}-of-wrong-type": _signed(_set(key, value))
+        for key, value in [
+            ("rates", [["x", 1.0]]),
+            ("invalid_rows", []),
+            ("counts", [1, 2]),
+            ("codes", {"0": None}),
+            ("lanes", {"0": "sesv2/default/eu-west-1"}),
+            ("ledger", [1, "probe"]),
+            ("meta", []),
+            ("sections", []),
+            ("records", "600"),
+            ("width", -1),
+            ("current_scheme", "yes"),
+            ("format", "2"),
+            ("length", None),
+        ]
+    },
+    "header-key-missing": _signed(lambda header: header.pop("lanes") and None),
+    "header-emptied": _signed(lambda header: header.clear()),
+    "header-not-an-object": _signed(lambda header: [header]),
+    "header-run-malformed": _signed(lambda header: header["meta"].__setitem__("runs", [[1, 2]])),
+    "header-odd-position-out-of-range": _signed(
+        lambda header: header["odd"].__setitem__("100000", "x")
+    ),
+    "header-rates-not-finite": _signed(
+        lambda header: header["rates"].__setitem__("x", float("inf"))
+    ),
+    "header-records-off-by-one": _signed(
+        lambda header: header.__setitem__("records", header["records"] + 1)
+    ),
+    "section-beyond-the-file": _signed(
+        lambda header: header["sections"].__setitem__("meta", [10**12, 2400, 0])
+    ),
+    "section-overlapping-the-header": _signed(
+        lambda header: header["sections"]["entries"].__setitem__(1, 10**9)
+    ),
+    "section-byte-flipped": flip_a_section_byte,
+    "entries-byte-flipped": lambda path: flip_a_section_byte(path, "entries"),
+    "index-cut": cut_index,
+    "garbage": garbage_in_index,
+    "garbage-over-the-sections": lambda path: garbage_in_index(path, at=len(index_file.MAGIC)),
+    "empty": lambda path: index_file.index_path(path).write_bytes(b""),
+    "junk": lambda path: index_file.index_path(path).write_bytes(b"not an index at all\n" * 10),
+}
+
+
+@pytest.mark.parametrize("damage", list(UNFIT.values()), ids=list(UNFIT))
+def test_an_index_that_does_not_fit_its_ledger_is_not_used_and_not_worth_a_note(
     path: Path, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], None]
 ) -> None:
     write(path, history(600))  # longer than the two 64 KiB ends the cheap check reads
@@ -237,8 +353,71 @@ def test_an_index_that_does_not_fit_its_ledger_is_not_used(
     damage(path)
     with open_ledger(path, dry_run=True) as ledger:
         assert ledger.index.image_records == 0
+        assert ledger.notes == []  # an index for other bytes or another version: no damage
         answers = contents(ledger.index)
     assert answers == read_in_full(path, monkeypatch)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED.values()), ids=list(DAMAGED))
+def test_a_damaged_index_is_ignored_with_one_note_and_saved_again(
+    path: Path, monkeypatch: pytest.MonkeyPatch, damage: Callable[[Path], None]
+) -> None:
+    monkeypatch.setattr(index_file, "MIN_RECORDS", 100)
+    write(path, history(600))
+    assert index_file.index_path(path).is_file()
+    damage(path)
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 0
+        [note] = ledger.notes
+        assert f"resume index {index_file.index_path(path)} is damaged (" in note
+        assert note.endswith("and was ignored: the ledger was read in full")
+        answers = contents(ledger.index)
+    assert answers == read_in_full(path, monkeypatch)
+
+    with open_ledger(path) as ledger:  # a run: the index is saved again as the ledger opens
+        [note] = ledger.notes
+        assert note.endswith("the ledger was read in full, and the index written again")
+    with open_ledger(path, dry_run=True) as ledger:
+        assert ledger.index.image_records == 600 and ledger.notes == []
+        assert contents(ledger.index) == answers
+
+
+def test_a_panic_while_loading_the_index_is_damage_not_a_crash(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(path, history(300))
+    saved(path)
+    expected = read_in_full(path, monkeypatch)
+    with monkeypatch.context() as patch:
+        patch.setattr(index_file, "_runs", _an_ipc_panic)  # a BaseException, not an Exception
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            loaded = index_file.load(fd, path, path.stat().st_size)
+        finally:
+            os.close(fd)
+        assert isinstance(loaded, index_file.Damaged)
+        assert loaded.reason == "cannot be read (PanicException)"
+        with open_ledger(path, dry_run=True) as ledger:
+            assert len(ledger.notes) == 1 and contents(ledger.index) == expected
+    with monkeypatch.context() as patch:
+        patch.setattr(pl, "read_ipc", _an_ipc_panic)
+        with open_ledger(path, dry_run=True) as ledger:
+            [note] = ledger.notes
+            assert "(its fingerprint table cannot be read)" in note
+            assert contents(ledger.index) == expected
+
+
+def test_every_value_of_a_saved_header_is_checked(path: Path) -> None:
+    """The shape check knows every key :func:`index_file.save` writes: a new key without a
+    check would let a wrong value through to the run."""
+    write(path, history(300))
+    saved(path)
+    header = header_of(path)
+    for key in header:
+        if key in ("format",):
+            continue
+        broken = dict(header, **{key: object()})
+        assert index_file._shape(broken, 1 << 40) is not None, key
 
 
 def test_closing_saves_the_index_of_a_big_ledger_when_much_of_it_is_not_saved(
@@ -399,6 +578,7 @@ def test_checkpoints_in_a_thread_beside_the_appends_save_indexes_that_fit(
             while not stop.is_set():
                 ledger.checkpoint()
                 loaded = index_file.load(reader, path, os.fstat(reader).st_size)
+                assert not isinstance(loaded, index_file.Damaged)  # old or new, never torn
                 if loaded is not None:  # valid for the ledger's prefix it names
                     covered.append(loaded.end)
         finally:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bulk.ledger.records import (
+    FINGERPRINTS,
     RunHeader,
     end_to_json,
     header_to_json,
@@ -97,6 +99,22 @@ class TestHeader:
         assert first["run_id"] != second["run_id"]
         assert {"time", "bulk", "pid"} <= first.keys()
         assert "status" not in first
+        assert first["fingerprints"] == second["fingerprints"] == FINGERPRINTS == "xxhash64-v1"
+
+    def test_a_restated_record_says_so_and_carries_its_fingerprint(self) -> None:
+        item = Outcome(
+            row=2,
+            name="acme",
+            status=Status.CREATED,
+            lane=LANE,
+            digest="d",
+            fingerprint=0xABC,
+            restated=True,
+        )
+        record = json.loads(record_to_json(item))
+        assert record["restated"] is True and record["cells"] == "0000000000000abc"
+        assert record["attempts"] == 0
+        assert "restated" not in json.loads(record_to_json(replace(item, restated=False)))
 
     def test_settings_that_look_secret_never_reach_the_file(self, path: Path) -> None:
         settings = {

@@ -22,11 +22,14 @@ from hypothesis import strategies as st
 
 from bulk.engine.rate_control import (
     BETA,
-    FIRST_BETA,
     FIRST_CUT,
     FLOOR,
     INITIAL_WINDOW,
+    LIMIT_CALLS,
+    MARGIN,
+    MARGIN_DECAY,
     MAX_CUT,
+    MAX_MARGIN,
     WAIT_LIMIT,
     Phase,
     RateController,
@@ -119,6 +122,7 @@ def simulate(
     schedule: Schedule | None = None,
     stalls: tuple[float, float] = (0.0, 0.0),
     arrival: float = 0.0,
+    late: tuple[float, float] = (0.0, 0.0),
 ) -> SimResult:
     """Provision ``rows`` rows in simulated time; a throttled row is sent again at once.
 
@@ -128,7 +132,9 @@ def simulate(
     ``stalls=(p, longest)``: after a call, with probability ``p`` the sender is busy elsewhere
     for up to ``longest`` seconds (a busy event loop); its bucket keeps filling meanwhile, so
     the calls after a stall go out bunched, up to ``burst`` at once. ``arrival``: calls reach
-    the service up to this many seconds after they leave, in any order.
+    the service up to this many seconds after they leave, in any order; ``late=(p, longest)``:
+    with probability ``p`` a call arrives up to ``longest`` seconds later still (a sender or
+    server busy between the token and the wire: the tail of a loaded machine).
     """
     rng = random.Random(seed)
     rate_at = schedule or (lambda _: service_rate)
@@ -165,7 +171,10 @@ def simulate(
             pending -= 1
             controller.on_send(now)
             sends.append(now)
-            heapq.heappush(events, (now + arrival * rng.random(), next(order), False, False))
+            delay = arrival * rng.random()
+            if late[0] and rng.random() < late[0]:
+                delay += late[1] * rng.random()
+            heapq.heappush(events, (now + delay, next(order), False, False))
             continue
         assert next_event < math.inf, "the client stalled"
         now, _, answer, admitted = heapq.heappop(events)
@@ -195,19 +204,32 @@ def simulate(
 
 SEEDS = (1, 2, 3)
 
+# The operating point: --rate equal to the service's, burst 1 on both sides; (rate, rows,
+# arrival). Calls leave exactly 1/R apart and reach the service with up to 0.5% of that of
+# jitter (5 ms at 1/s, 0.5 ms at 10/s): now and then one arrives early to an empty bucket.
+OPERATING_POINTS = ((1.0, 120, 0.005), (10.0, 1200, 0.0005))
+
 
 def runs(
-    max_rate: float, burst: int, *, service_rate: float, service_burst: int, rows: int = 2000
+    max_rate: float,
+    burst: int,
+    *,
+    service_rate: float,
+    service_burst: int,
+    rows: int = 2000,
+    initial_rate: float | None = None,
+    arrival: float = 0.0,
 ) -> list[SimResult]:
     """The same run against both answer models, with several seeds for the latency jitter."""
     return [
         simulate(
-            RateController(max_rate, burst),
+            RateController(max_rate, burst, initial_rate=initial_rate),
             service_rate=service_rate,
             service_burst=service_burst,
             rows=rows,
             seed=seed,
             network=network,
+            arrival=arrival,
         )
         for network in (False, True)
         for seed in SEEDS
@@ -284,11 +306,45 @@ class TestSimulatedService:
         result = simulate(RateController(1000), service_rate=500, service_burst=5, rows=10_000)
         assert result.throughput >= 0.95
 
-    def test_limit_between_start_and_max(self) -> None:
-        for result in runs(120, 1, service_rate=100, service_burst=5):
+    @pytest.mark.parametrize("max_rate", [105, 120])
+    def test_limit_between_start_and_max(self, max_rate: float) -> None:
+        # At 105 the lane holds at --rate, where 429s are taken for jitter at first: they must
+        # still be found to be a limit once a margin cannot explain them.
+        for result in runs(max_rate, 1, service_rate=100, service_burst=5):
             assert result.throughput >= 0.97
             assert result.throttled_share <= 0.01
-            assert_never_above(result, 120, 1)
+            assert_never_above(result, max_rate, 1)
+
+    @pytest.mark.parametrize(("rate", "rows", "arrival"), OPERATING_POINTS)
+    def test_operating_point(self, rate: float, rows: int, arrival: float) -> None:
+        for result in runs(rate, 1, service_rate=rate, service_burst=1, rows=rows, arrival=arrival):
+            assert result.throughput >= 0.99
+            assert result.throttled_share <= 0.01
+            # The rate the run saves, which the next run starts from: the 429s were jitter.
+            assert result.rates[-1][1] >= 0.98 * rate
+            assert_never_above(result, rate, 1)
+
+    @pytest.mark.parametrize(("rate", "rows", "arrival"), OPERATING_POINTS)
+    def test_operating_point_resumed_from_the_learned_rate(
+        self, rate: float, rows: int, arrival: float
+    ) -> None:
+        def run(rows: int, learned: float | None = None) -> list[SimResult]:
+            return runs(
+                rate,
+                1,
+                service_rate=rate,
+                service_burst=1,
+                rows=rows,
+                arrival=arrival,
+                initial_rate=learned,
+            )
+
+        learned = run(rows)[0].rates[-1][1]
+        # Not a 429 until the margin first narrows (after MARGIN_DECAY calls).
+        for result in run(min(rows, MARGIN_DECAY - 1), learned):
+            assert result.throttled == 0
+            assert result.throughput >= 0.99
+            assert result.rates[-1][1] == pytest.approx(learned)
 
     @pytest.mark.parametrize("network", [False, True])
     def test_recovers_after_a_temporary_drop(self, network: bool) -> None:
@@ -439,14 +495,79 @@ class TestRateController:
         assert controller.rate >= BETA * FIRST_CUT * rate
         assert controller.rate < rate
 
-    def test_a_429_at_max_rate_is_a_small_step(self) -> None:
-        # Held at --rate, the lane was not probing: a 429 is jitter or a limit that moved.
+    def test_a_429_at_max_rate_keeps_the_rate_with_a_margin(self) -> None:
+        # Held at --rate, the lane was not probing: a 429 is jitter, not a lower limit.
         controller = steady_at(90, max_rate=100)
         now = flow(controller, 0.0, 5.0)
         assert controller.rate == 100
         controller.on_send(now)
-        controller.on_throttle(now)
-        assert controller.rate == pytest.approx(FIRST_BETA * 100)
+        assert controller.on_throttle(now)
+        assert controller.rate == pytest.approx(100 * (1 - MARGIN))
+        # No climb back to the rate that drew the 429, and no cut that deepens over time.
+        flow(controller, now, 2.0)
+        assert controller.rate == pytest.approx(100 * (1 - MARGIN))
+
+    def test_the_first_429_at_max_rate_in_startup_is_jitter(self) -> None:
+        # --rate 1 against a 1/s service: the service took every call until one came early.
+        controller = RateController(1.0)
+        for second in range(5):
+            controller.on_send(float(second))
+            controller.on_success(second + 0.02)
+        controller.on_send(5.0)
+        controller.on_throttle(5.001)
+        assert controller.phase is Phase.STEADY
+        assert controller.rate == pytest.approx(1 - MARGIN)
+
+    def test_the_margin_widens_while_429s_keep_coming_then_cuts(self) -> None:
+        controller = steady_at(100, max_rate=100)
+        now = flow(controller, 0.0, 1.0)
+        rates = []
+        for _ in range(3):  # a 429 every 10 calls: more than any margin up to MAX_MARGIN costs
+            controller.on_send(now)
+            assert controller.on_throttle(now + 0.001)
+            rates.append(controller.rate)
+            now = flow(controller, now + 0.001, 0.1)
+        assert rates == pytest.approx([100 * (1 - m) for m in (MARGIN, 2 * MARGIN, MAX_MARGIN)])
+        # At MAX_MARGIN they still come: the service takes less than --rate after all.
+        controller.on_send(now)
+        assert controller.on_throttle(now + 0.001)
+        assert controller.rate is not None and controller.rate < 100 * (1 - MAX_MARGIN) * 0.99
+        assert controller.decreases == 4
+
+    def test_a_rare_429_at_the_cap_keeps_the_margin(self) -> None:
+        controller = steady_at(100, max_rate=100)
+        controller.on_send(0.0)
+        controller.on_throttle(0.001)
+        now = flow(controller, 0.001, 2.0)  # ~200 calls: one 429 in them costs less than 1%
+        controller.on_send(now)
+        assert not controller.on_throttle(now + 0.001)
+        assert controller.rate == pytest.approx(100 * (1 - MARGIN))
+        # The same at MAX_MARGIN, once in more than LIMIT_CALLS calls: jitter, not a limit.
+        for _ in range(2):
+            now = flow(controller, now + 0.001, 0.05)
+            controller.on_send(now)
+            controller.on_throttle(now + 0.001)
+        assert controller.rate == pytest.approx(100 * (1 - MAX_MARGIN))
+        now = flow(controller, now + 0.001, 1.5 * LIMIT_CALLS / 100)
+        controller.on_send(now)
+        assert not controller.on_throttle(now + 0.001)
+        assert controller.rate == pytest.approx(100 * (1 - MAX_MARGIN))
+
+    def test_the_margin_narrows_once_429s_stop(self) -> None:
+        controller = steady_at(100, max_rate=100)
+        controller.on_send(0.0)
+        controller.on_throttle(0.001)
+        flow(controller, 0.001, 0.9 * MARGIN_DECAY / 100)
+        assert controller.rate == pytest.approx(100 * (1 - MARGIN))
+        flow(controller, 0.9 * MARGIN_DECAY / 100, 0.2 * MARGIN_DECAY / 100)
+        assert controller.rate == 100
+
+    def test_a_learned_rate_near_max_rate_holds_there(self) -> None:
+        # The last run held at --rate 1 less a margin: this one starts and stays there.
+        controller = RateController(1.0, initial_rate=0.99)
+        assert controller.phase is Phase.STEADY and controller.rate == 0.99
+        flow(controller, 0.0, 200.0)
+        assert controller.rate == pytest.approx(0.99)
 
     def test_a_429_while_probing_cuts_to_what_was_accepted(self) -> None:
         controller = steady_at(100)

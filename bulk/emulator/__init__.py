@@ -1,12 +1,14 @@
-"""A local Pinpoint Email / SES v2 endpoint that throttles and fails like the real service.
+"""A local Pinpoint Email / SES v2 endpoint, with STS, that throttles and fails like AWS.
 
 It speaks the wire protocol of botocore's service models for ``CreateConfigurationSet``,
 ``GetConfigurationSet``, ``ListConfigurationSets``, ``DeleteConfigurationSet`` and ``GetAccount``
-on both ``/v1/email/...`` (``pinpoint-email``) and ``/v2/email/...`` (``sesv2``), throttles each
-operation per account and Region with a token bucket, and injects seeded latency, faults and
-ambiguous replies. Signatures are not verified: any SigV4-signed request is accepted, the access
-key id naming the account. ``bulk emulate``, ``bulk provision --emulator`` and the tests run it;
-the engine never imports it.
+on both ``/v1/email/...`` (``pinpoint-email``) and ``/v2/email/...`` (``sesv2``), and for STS
+``AssumeRole`` and ``GetCallerIdentity`` (query protocol, ``POST /``) on the same port. State and
+throttling are per account and Region, each operation with its own token bucket: keys issued by
+``AssumeRole`` belong to the role's account, any other access key to a default account (or the
+one ``key_accounts`` names). It injects seeded latency, faults and ambiguous replies.
+Signatures are not verified. ``bulk emulate``, ``bulk provision --emulator`` and the tests run
+it; the engine never imports it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
-"""The aiohttp application: AWS routes of both APIs, and the ``/_emulator`` admin endpoints.
+"""The aiohttp application: AWS routes of both APIs, STS, and the ``/_emulator`` admin endpoints.
 
 One call of an AWS operation goes through these steps, in order:
 
-1. route (method and path from botocore's models) and SigV4 credential scope (account, Region);
+1. route: method and path from botocore's models; ``POST /`` is STS (query protocol);
 2. counters: calls per operation, create attempts per name;
-3. throttle: a token bucket per (operation, account, Region); a throttled call gets a 429 and
+3. caller: the SigV4 credential scope's access key id and Region; the key's account (an
+   expired or mismatched STS session is refused here);
+4. throttle: a token bucket per (operation, account, Region); a throttled call gets a 429 and
    goes no further: no latency, no fault, nothing stored;
-4. latency, then a fault roll (only for ``fault_operations``);
-5. validation (model shapes, name rule): ``BadRequestException``;
-6. a plain fault answers 500 here, before anything is stored;
-7. the operation itself;
-8. an ambiguous fault answers 500 or drops the connection after the operation took effect.
+5. latency, then a fault roll (only for ``fault_operations``);
+6. validation (model shapes, name rule): ``BadRequestException`` (STS: ``ValidationError``);
+7. a plain fault answers 500 here, before anything is stored;
+8. the operation itself;
+9. an ambiguous fault answers 500 or drops the connection after the operation took effect.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bulk.emulator.config import CREATE, ConfigError, EmulatorConfig
+from bulk.emulator import sts
+from bulk.emulator.accounts import Caller
+from bulk.emulator.config import ASSUME_ROLE, CREATE, ConfigError, EmulatorConfig
 from bulk.emulator.faults import Fault, FaultInjector
 from bulk.emulator.operations import Call, run
 from bulk.emulator.protocol import (
@@ -47,6 +51,7 @@ from bulk.emulator.throttle import Clock, Throttle
 
 logger = logging.getLogger(__name__)
 
+# Credential=KEY/DATE/REGION/SERVICE/aws4_request
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/,\s]*/([^/,\s]+)/[^/,\s]+/aws4_request")
 
 
@@ -58,14 +63,21 @@ class EmulatorRuntime:
     """
 
     def __init__(
-        self, config: EmulatorConfig, state: EmulatorState, *, clock: Clock | None = None
+        self,
+        config: EmulatorConfig,
+        state: EmulatorState,
+        *,
+        clock: Clock | None = None,
+        wall_clock: Clock | None = None,
     ) -> None:
         self._config = config
         self.state = state
         self._lock = threading.Lock()
-        limits, default = _limits(config)
-        self.throttle = Throttle(limits, default, clock=clock or time.monotonic)
+        self.throttle = Throttle(*config.limits(), clock=clock or time.monotonic)
         self.faults = FaultInjector(config.seed)
+        # Credentials expire by the wall clock: their Expiration is a date the client reads.
+        self.wall_clock = wall_clock or time.time
+        state.accounts.configure(config.default_account, config.key_accounts)
 
     @property
     def config(self) -> EmulatorConfig:
@@ -81,13 +93,22 @@ class EmulatorRuntime:
         with self._lock:
             config = self._config.replace(changes)
             self._config = config
-            self.throttle.reconfigure(*_limits(config))
+            self.throttle.reconfigure(*config.limits())
+            self.state.accounts.configure(config.default_account, config.key_accounts)
             if "seed" in changes:
                 self.faults.reseed(config.seed)
             return config
 
+    def caller(self, request: web.Request) -> tuple[Caller, str]:
+        """Who signed ``request`` (by its access key id), and the Region it is signed for."""
+        access_key, region, token = _signature(request)
+        return self.state.accounts.identify(access_key, token, self.wall_clock()), region
+
     def reset(self) -> None:
-        """Forget all sets and counters, refill every bucket, restart the fault generators."""
+        """Forget all sets and counters, refill every bucket, restart the fault generators.
+
+        Credentials STS issued stay valid: a client holding them keeps its account.
+        """
         with self._lock:
             self.state.reset()
             self.throttle.reset()
@@ -156,6 +177,8 @@ async def _set_config(request: web.Request) -> web.Response:
 
 async def _aws(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
+    if request.path == "/":  # no email API route is "/"; STS's query protocol posts there
+        return await _sts(request, runtime)
     resolved = resolve(request.method, request.rel_url.raw_path)
     if resolved is None:
         error = ServiceError(
@@ -183,40 +206,101 @@ async def _call(
     state = runtime.state
     state.count_call(route.service, route.operation)
     body = _json_body(raw_body)
-    scope = _scope(request)
+    caller, region = runtime.caller(request)
+    scope = (caller.account, region)
     config = runtime.config
-    admitted = runtime.throttle.admit(route.operation, *scope)
+    admitted = _admit(runtime, route.operation, scope)
     if route.operation == CREATE:
         name = body.get("ConfigurationSetName") if isinstance(body, dict) else None
         state.count_create_attempt(name if isinstance(name, str) else "", accepted=admitted)
     if not admitted:
-        state.count_event("throttled")
         raise too_many_requests()
 
-    faulty = route.operation in config.fault_operations
-    fault = Fault.NONE
-    if faulty:
-        delay = runtime.faults.latency(config)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        fault = runtime.faults.roll(config)
-
+    fault = await _roll(runtime, route.operation)
     if not isinstance(body, dict):
         raise bad_request("The request body is not a JSON object.")
     params = _params(route, labels, request, body)
-    if fault.plain:
-        state.count_event("faults")
-        raise internal_failure() if fault is Fault.INTERNAL_FAILURE else concurrent_modification()
+    _fail_before(runtime, fault)
 
     output = run(Call(route, params, scope, state, config))
 
-    if fault.ambiguous:
-        state.count_event("ambiguous")
-        if fault is Fault.AMBIGUOUS_DROP:
-            state.count_event("dropped")
-            return _drop(request)
-        raise internal_failure()
-    return _json_response(output, 200)
+    dropped = _fail_after(runtime, request, fault)
+    return dropped or _json_response(output, 200)
+
+
+async def _sts(request: web.Request, runtime: EmulatorRuntime) -> web.StreamResponse:
+    try:
+        form = sts.read_form(await request.read(), request.query)
+        operation = sts.operation_of(form)
+        runtime.state.count_call("sts", operation)
+        return await _sts_call(request, runtime, operation, form)
+    except ServiceError as error:
+        return _sts_error_response(runtime, error)
+    except Exception:  # a bug here must still look like AWS to the client
+        logger.exception("emulator failed on STS %s %s", request.method, request.path)
+        return _sts_error_response(runtime, internal_failure())
+
+
+async def _sts_call(
+    request: web.Request, runtime: EmulatorRuntime, operation: str, form: dict[str, str]
+) -> web.StreamResponse:
+    caller, region = runtime.caller(request)
+    if operation == ASSUME_ROLE:
+        runtime.state.count_assume_role(form.get("RoleArn", ""))
+    # STS calls spend the caller's account's budget, in their own buckets.
+    if not _admit(runtime, operation, (caller.account, region)):
+        raise too_many_requests()
+    fault = await _roll(runtime, operation)
+    params = sts.params_of(operation, form)
+    _fail_before(runtime, fault)
+    if operation == ASSUME_ROLE:
+        accounts = runtime.state.accounts
+        now = runtime.wall_clock()
+        output = sts.assume_role(caller, params, accounts, runtime.config, now)
+    else:
+        output = sts.get_caller_identity(caller)
+    dropped = _fail_after(runtime, request, fault)
+    return dropped or sts.response(operation, output)
+
+
+def _admit(runtime: EmulatorRuntime, operation: str, scope: Scope) -> bool:
+    """Whether the call gets past its bucket; counted per scope either way."""
+    admitted = runtime.throttle.admit(operation, *scope)
+    runtime.state.count_scoped(scope, operation, admitted=admitted)
+    if not admitted:
+        runtime.state.count_event("throttled")
+    return admitted
+
+
+async def _roll(runtime: EmulatorRuntime, operation: str) -> Fault:
+    """Wait the latency and draw the fault of one call (none unless in ``fault_operations``)."""
+    config = runtime.config
+    if operation not in config.fault_operations:
+        return Fault.NONE
+    delay = runtime.faults.latency(config)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return runtime.faults.roll(config)
+
+
+def _fail_before(runtime: EmulatorRuntime, fault: Fault) -> None:
+    """Raise a plain fault's 500: the operation is not run."""
+    if fault.plain:
+        runtime.state.count_event("faults")
+        raise internal_failure() if fault is Fault.INTERNAL_FAILURE else concurrent_modification()
+
+
+def _fail_after(
+    runtime: EmulatorRuntime, request: web.Request, fault: Fault
+) -> web.StreamResponse | None:
+    """After the operation took effect: an ambiguous fault's 500 or dropped connection."""
+    if not fault.ambiguous:
+        return None
+    runtime.state.count_event("ambiguous")
+    if fault is Fault.AMBIGUOUS_DROP:
+        runtime.state.count_event("dropped")
+        return _drop(request)
+    raise internal_failure()
 
 
 def _params(
@@ -240,12 +324,14 @@ def _json_body(raw: bytes) -> Any:
         return None
 
 
-def _scope(request: web.Request) -> Scope:
-    """(access key id, Region) from the SigV4 credential scope; signatures are not checked."""
+def _signature(request: web.Request) -> tuple[str, str, str | None]:
+    """(access key id, Region, session token) of the SigV4 signature; it is not verified."""
     authorization = request.headers.get("Authorization", "")
+    token = request.headers.get("X-Amz-Security-Token")
     credential = request.query.get("X-Amz-Credential")
     if credential is not None:  # a presigned URL
         authorization = f"Credential={credential}"
+        token = request.query.get("X-Amz-Security-Token", token)
     if not authorization:
         raise ServiceError(
             403, "MissingAuthenticationTokenException", "Missing Authentication Token"
@@ -257,7 +343,7 @@ def _scope(request: web.Request) -> Scope:
             "IncompleteSignatureException",
             "Authorization header requires Credential=KEY/DATE/REGION/SERVICE/aws4_request.",
         )
-    return match.group(1), match.group(2)
+    return match.group(1), match.group(2), token
 
 
 def _drop(request: web.Request) -> web.StreamResponse:
@@ -289,5 +375,7 @@ def _error_response(runtime: EmulatorRuntime, error: ServiceError) -> web.Respon
     return response
 
 
-def _limits(config: EmulatorConfig) -> tuple[dict[str, tuple[float, int]], tuple[float, int]]:
-    return {CREATE: (config.rate, config.burst)}, (config.other_rate, config.other_burst)
+def _sts_error_response(runtime: EmulatorRuntime, error: ServiceError) -> web.Response:
+    response, code = sts.error_response(error)
+    runtime.state.count_error(code)
+    return response

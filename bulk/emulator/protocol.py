@@ -2,7 +2,8 @@
 
 Both APIs are ``rest-json``: members travel in the URI, the query string or a JSON body, as
 each member's ``location`` says; errors are an HTTP status, an ``x-amzn-ErrorType`` header and a
-JSON ``message``, which botocore turns into the operation's modeled exceptions.
+JSON ``message``, which botocore turns into the operation's modeled exceptions. STS speaks the
+``query`` protocol instead (``sts.py``); it shares the validation and ``ServiceError`` here.
 """
 
 from __future__ import annotations
@@ -160,13 +161,13 @@ def gather_input(
                 params[member] = labels[wire_name]
         elif location == "querystring" or (location is None and route.body_in_query):
             if wire_name in query:
-                params[member] = _from_text(query[wire_name], member_shape)
+                params[member] = from_text(query[wire_name], member_shape)
         elif location is None and body.get(member) is not None:
             params[member] = body[member]
     return params
 
 
-def _from_text(text: str, shape: Any) -> Any:
+def from_text(text: str, shape: Any) -> Any:
     """A query-string value as its modeled type; left as text when it does not parse."""
     if shape.type_name in ("integer", "long"):
         try:

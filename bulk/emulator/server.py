@@ -195,23 +195,35 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
 
 def describe(config: EmulatorConfig, url: str) -> list[str]:
     """The settings of an emulator, one human-readable line each (``bulk emulate`` prints them)."""
-    rate = "unthrottled" if config.rate <= 0 else f"{config.rate:g}/s, burst {config.burst}"
-    other = (
-        "unthrottled"
-        if config.other_rate <= 0
-        else f"{config.other_rate:g}/s, burst {config.other_burst}"
-    )
+    limits, other = config.limits()
+    own = "; ".join(f"{operation}: {_limit(*limit)}" for operation, limit in limits.items())
     faults = ", ".join(sorted(config.fault_operations)) or "none"
+    keys = ", ".join(f"{key} in {account}" for key, account in sorted(config.key_accounts.items()))
+    denied = ", ".join(sorted(config.denied_roles)) or "none"
+    lifetime = (
+        "as asked (DurationSeconds)"
+        if config.credential_lifetime is None
+        else f"at most {config.credential_lifetime} s"
+    )
     return [
-        f"CreateConfigurationSet: {rate} per account and Region; other operations: {other}",
+        f"per account and Region: {own}; other operations: {_limit(*other)}",
         f"latency {config.latency_ms:g} ms (±{config.latency_jitter:.0%}), "
         f"fault rate {config.fault_rate:g}, ambiguous rate {config.ambiguous_rate:g} "
         f"(on {faults})",
         f"max sets per account and Region: {_or(config.max_sets, 'unlimited')}, "
         f"seed: {_or(config.seed, 'random')}",
+        f"access keys belong to account {config.default_account}"
+        + (f" ({keys})" if keys else "")
+        + "; AssumeRole keys to the role's account",
+        f"STS on the same URL: AssumeRole credentials last {lifetime}; denied roles: {denied}",
         "any SigV4-signed request is accepted; signatures are not verified",
-        f"use --endpoint-url {url}; counters at {url}/_emulator/stats",
+        f"use --endpoint-url {url} (and AWS_ENDPOINT_URL_STS={url}); "
+        f"counters at {url}/_emulator/stats",
     ]
+
+
+def _limit(rate: float, burst: int) -> str:
+    return "unthrottled" if rate <= 0 else f"{rate:g}/s, burst {burst}"
 
 
 def _cannot_listen(host: str, port: int, exc: OSError) -> str:

@@ -4,12 +4,21 @@ The resume rules are DESIGN.md's ("Ledger"); :class:`~bulk.ledger.index.ResumeIn
 earlier runs recorded. Deciding a row means validating it, for its request digest, at some
 20 µs a row: a resume of a million settled rows would spend most of its time proving that
 nothing changed. So each row also gets a *fingerprint*, a 64-bit hash of its row number and
-raw cells (and of what else decides its request: the header, the default lane), computed by
-polars for a whole batch at once and kept in the row's ledger record. A row whose fingerprint
+raw cells (and of what else decides its request: the header, the default lane), computed in
+Rust for a whole batch at once and kept in the row's ledger record. A row whose fingerprint
 is the one on its name's latest ``created``/``exists`` record is skipped unread: the same
 cells at the same place validate to the same request, so the slow path would skip it too.
 Only its name is noted, so duplicate detection sees exactly what it would have seen.
 Everything else (new, changed, failed, invalid rows) takes the full path.
+
+The hash must give the same value in every run, whatever the versions installed: polars' own
+``hash`` is documented as unstable across polars versions, so fingerprints are xxHash64
+(polars-hash's, a fixed and published algorithm) of a text defined here, a scheme named
+:data:`~bulk.ledger.records.FINGERPRINTS` in each run header. The ledger trusts only
+fingerprints of that scheme (:class:`~bulk.ledger.index.ResumeIndex`); a settled row whose
+record has none (another scheme, an older bulk) takes the full path, and when it is found
+unchanged its record is restated with its fingerprint, so that the next resume skips it
+unread.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
+import polars_hash as plh
 
 from bulk.engine.summary import RunStats
 from bulk.input.columns import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN
@@ -30,7 +40,8 @@ from bulk.models import InputRow, Outcome, Row, Status
 
 __all__ = ["Batch", "Intake", "Send", "row_fingerprints"]
 
-_SEED = 0x6275_6C6B  # any fixed seed: fingerprints must be the same in every run
+# Part of the scheme (records.FINGERPRINTS): another seed, text or hash is another scheme.
+_SEED = 0x6275_6C6B
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +63,36 @@ class Batch:
 def row_fingerprints(frame: pl.DataFrame, salt: str) -> pl.Series | None:
     """64-bit fingerprints of a :meth:`~bulk.input.source.Source.frames` batch, one per row.
 
-    Each hashes ``salt``, the row number and every cell, each cell as its length and text so
-    that no two different rows concatenate alike (a null cell is ``-``, distinct from any
-    length). ``None`` if a column cannot be cast to text (such rows take the full path).
+    The scheme :data:`~bulk.ledger.records.FINGERPRINTS` ("xxhash64-v1"): xxHash64 with seed
+    0x62756C6B of the UTF-8 text ``salt:row:len:cell:len:cell...``, with the row number in
+    decimal and, per cell, its length in bytes and its text, so that no two different rows
+    concatenate alike (a null cell is ``-:``, distinct from any length). A CSV cell's text is
+    itself; a non-text Parquet cell's is polars' cast to text (were that to change, its rows
+    would only take the full path). ``None`` if a column cannot be cast to text (such rows
+    take the full path).
     """
     parts: list[pl.Expr] = [pl.lit(salt), pl.col(frame.columns[0]).cast(pl.String)]
     for name in frame.columns[1:]:
         cell = pl.col(name).cast(pl.String)
         parts += [cell.str.len_bytes().cast(pl.String).fill_null("-"), cell.fill_null("")]
     try:
-        return frame.select(pl.concat_str(parts, separator=":").hash(_SEED)).to_series()
+        text = plh.concat_str(parts, separator=":")
+        return frame.select(text.nchash.xxhash64(seed=_SEED)).to_series()
     except pl.exceptions.PolarsError:
         return None
+
+
+def _restated(row: Row, status: Status) -> Outcome:
+    """The record restating that ``row``, found unchanged, is settled ``status``."""
+    return Outcome(
+        row=row.number,
+        name=row.name,
+        status=status,
+        lane=row.lane,
+        digest=row.digest,
+        fingerprint=row.fingerprint,
+        restated=True,
+    )
 
 
 class Intake:
@@ -175,6 +204,10 @@ class Intake:
         assert prior is not None, "only a recorded row is skipped"
         if action is Action.DRIFT:
             self._stats.note_drift(item.name, item.number)
+        elif not prior.fingerprinted and item.fingerprint and prior.status is not Status.INVALID:
+            # Settled, and its record has no fingerprint to skip it by next time: say it again
+            # with one (records.FINGERPRINTS; an older bulk's fingerprints are not trusted).
+            plan.items.append(_restated(item, prior.status))
         plan.skipped[prior.status] += 1
 
     def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> InputRow:

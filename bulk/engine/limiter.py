@@ -151,9 +151,11 @@ class AdaptiveLimiter:
         of time it hands out at most ``burst`` plus the integral of the rates it had. aiolimiter
         has no public way to change the rate of a live bucket: ``has_capacity()`` first drains
         the level at the old rate up to now, then ``_rate_per_sec`` (what ``_leak`` uses) and
-        ``time_period`` take the new rate, and ``_wake_next`` (aiolimiter >= 1.2) re-times the
-        sleeping waiter, which would otherwise wake at the old rate's time. The same instance
-        stays in place, so calls already waiting keep their place in line.
+        ``time_period`` take the new rate, and ``_wake_next`` re-times the sleeping waiter,
+        which would otherwise wake at the old rate's time. The same instance stays in place, so
+        calls already waiting keep their place in line. Both private names are those of
+        aiolimiter 1.2 and 1.3, the versions pyproject allows; tests/test_dependencies.py fails
+        loudly if a release changes them.
         """
         bucket, rate = self._bucket, self._controller.rate
         if bucket is None or rate is None or rate == self._bucket_rate:
@@ -166,6 +168,4 @@ class AdaptiveLimiter:
         bucket.time_period = bucket.max_rate / rate
         bucket._rate_per_sec = rate
         self._bucket_rate = rate
-        wake_next = getattr(bucket, "_wake_next", None)
-        if wake_next is not None:
-            wake_next()
+        bucket._wake_next()

@@ -177,6 +177,7 @@ class Engine:
                 settings=s.header(),
                 dry_run=s.dry_run,
             ) as ledger:
+                stats.notes.extend(ledger.notes)
                 if self._on_start is not None:
                     self._on_start(stats)
                 intake = Intake(source.columns, validator, ledger.index, stats)

@@ -26,7 +26,9 @@ class RunStats:
     A dry run counts the rows it would send by what the ledger holds for them
     (``would_send_by_prior``: ``failed``, ``invalid`` for a row fixed since, or ``None``
     for a row never recorded), so that its summary shows the ledger's truth.
-    ``in_flight`` counts the calls sent and not yet answered.
+    ``in_flight`` counts the calls sent and not yet answered. ``notes`` are one line each:
+    what the ledger found odd and worked around (a damaged saved index, fingerprints of
+    another scheme), for the user to read once.
     """
 
     total: int
@@ -51,6 +53,7 @@ class RunStats:
     rates: dict[str, float | None] = field(default_factory=dict)
     current_rate: Callable[[], float | None] = lambda: None
     started: float = field(default_factory=time.monotonic)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -84,7 +87,8 @@ class RunStats:
             self.latencies.append(result.latency_ms)
 
     def note_outcome(self, outcome: Outcome) -> None:
-        self.recorded[outcome.status.value] += 1
+        if not outcome.restated:  # a skipped row's record said again: counted as skipped
+            self.recorded[outcome.status.value] += 1
 
     def summary(
         self,
@@ -127,6 +131,7 @@ class RunStats:
             aborted=aborted,
             dry_run=self.dry_run,
             would_send=self.would_send,
+            notes=tuple(self.notes),
         )
 
 
@@ -135,7 +140,8 @@ class Summary:
     """What a run did: counts for the whole file, this run's work, and how it went.
 
     ``counts`` is the state of every row of the file after this run (settled earlier or
-    recorded now); ``this_run`` counts only the records this run wrote.
+    recorded now); ``this_run`` counts only the records this run wrote. ``notes``: what the
+    ledger found odd and worked around, one line each (see :attr:`RunStats.notes`).
     """
 
     ledger: str
@@ -159,6 +165,7 @@ class Summary:
     aborted: str | None = None
     dry_run: bool = False
     would_send: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:

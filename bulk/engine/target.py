@@ -31,18 +31,12 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
     ReadTimeoutError,
     SSLError,
 )
-from botocore.exceptions import (
-    TokenRetrievalError as _TokenRetrievalError,
-)
 from botocore.useragent import sanitize_user_agent_string_component
 
+from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message, quiet_refresh_logs
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version, redact_url
 
@@ -216,27 +210,6 @@ def classify_exception(error: BaseException) -> CallResult | None:
     return None
 
 
-_CREDENTIAL_ERRORS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    _TokenRetrievalError,
-    NoRegionError,
-)
-
-
-def _credential_message(error: Exception, lane: Lane) -> str:
-    """One line for a credential failure raised before any request was signed."""
-    if isinstance(error, ProfileNotFound):
-        return f"AWS profile {lane.profile!r} not found; check --profile or the Profile column"
-    if isinstance(error, NoRegionError):
-        return "no AWS Region set; pass --region or set AWS_REGION"
-    return (
-        f"no usable AWS credentials for {lane} ({type(error).__name__}); "
-        "configure the credential chain (environment, profile, SSO) or use --emulator"
-    )
-
-
 class ServiceTarget:
     """The :class:`Target` of one lane over one aiobotocore client; ``create`` makes exactly one
     attempt."""
@@ -254,8 +227,8 @@ class ServiceTarget:
         start = time.perf_counter()
         try:
             response = await self._client.create_configuration_set(**request)
-        except _CREDENTIAL_ERRORS as exc:
-            raise TargetError(_credential_message(exc, self.lane)) from exc
+        except CREDENTIAL_ERRORS as exc:
+            raise TargetError(credential_message(exc, self.lane)) from exc
         except Exception as exc:
             result = classify_exception(exc)
             if result is None:
@@ -292,8 +265,8 @@ class ServiceTarget:
         """
         try:
             response = await self._client.list_configuration_sets(PageSize=1)
-        except _CREDENTIAL_ERRORS as exc:
-            raise TargetError(_credential_message(exc, self.lane)) from exc
+        except CREDENTIAL_ERRORS as exc:
+            raise TargetError(credential_message(exc, self.lane)) from exc
         except Exception as exc:
             result = classify_exception(exc)
             if result is None:
@@ -398,6 +371,7 @@ class TargetPool:
     """
 
     def __init__(self, settings: ClientSettings) -> None:
+        quiet_refresh_logs()
         self._settings = settings
         self._stack = AsyncExitStack()
         self._config = client_config(settings)
@@ -455,6 +429,6 @@ class TargetPool:
                     **kwargs,
                 )
             )
-        except _CREDENTIAL_ERRORS as exc:
-            raise TargetError(_credential_message(exc, lane)) from exc
+        except CREDENTIAL_ERRORS as exc:
+            raise TargetError(credential_message(exc, lane)) from exc
         return ServiceTarget(client, lane)

@@ -441,6 +441,9 @@ class Validator:
             if len(self._passed) < _SHAPE_CACHE_MAX:
                 self._passed.add(key)
             return
+        # botocore has no public list of a report's errors, only its text: ``_errors`` holds
+        # (kind, path, details) tuples in every botocore pyproject allows; a release that
+        # changes that fails tests/test_dependencies.py.
         for kind, path, details in report._errors:
             yield Problem("ParamValidation", _param_problem(kind, path, details))
 

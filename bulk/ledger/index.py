@@ -42,17 +42,20 @@ from bulk.ledger.index_keys import (
     sorted_keys,
     writable,
 )
-from bulk.ledger.records import Prior
+from bulk.ledger.records import FINGERPRINTS, Prior
 from bulk.models import Lane
 
 __all__ = ["ResumeIndex"]
 
-# A record's status, ambiguity and code id live in ``_meta[position]`` as
-# ``status | ambiguous << 3 | code_id << 4``; its row number in ``_rows[position]``.
+# A record's status, ambiguity, fingerprint's presence and code id live in
+# ``_meta[position]`` as ``status | ambiguous << 3 | fingerprinted << 4 | code_id << 5``; its
+# row number in ``_rows[position]``.
 _POS_LIMIT = (1 << 32) - 1
-_CODE_LIMIT = 1 << 28
+_CODE_LIMIT = 1 << 27
 _STATUS_ID = {status.value: i for i, status in enumerate(STATUSES)}
 _AMBIGUOUS = 8
+_FINGERPRINTED = 16
+_CODE_SHIFT = 5
 _HEX = r"^(?:[0-9a-f]{2})+$"
 
 
@@ -74,6 +77,13 @@ class ResumeIndex:
     Several rows of one file can share a name (duplicates, rows without a name): each row
     recorded ``invalid`` is remembered on its own, by row number and content, for
     :meth:`recorded_invalid`.
+
+    A record's input-row fingerprint (its ``cells``) is kept only if the run that wrote it,
+    as its run header says, made fingerprints with this version's scheme
+    (:data:`~bulk.ledger.records.FINGERPRINTS`); any other is dropped as it is folded in, and
+    its record answers ``fingerprinted=False``. This is the one place a fingerprint's scheme
+    is judged: the fingerprint table (:attr:`unchanged`) and everything saved from the index
+    hold only fingerprints of that scheme.
     """
 
     def __init__(self, *, keep_names: bool = False) -> None:
@@ -96,6 +106,10 @@ class ResumeIndex:
         self._blob: bytearray | memoryview = bytearray()
         self._odd: dict[int, str] = {}  # position -> digest that is not hex of _width bytes
         self._rates: dict[str, float] = {}
+        # Whether the run whose records are folded in now made fingerprints with FINGERPRINTS:
+        # set by each run header; records before any header (none, in a ledger bulk wrote)
+        # are not trusted.
+        self._current_scheme = False
         self._lane_keys: dict[Lane, str] = {}
         self._sealed: Sealed | None = None
         self._sealing = threading.Lock()
@@ -121,6 +135,7 @@ class ResumeIndex:
         index._code_ids = {code: i for i, code in enumerate(image.codes) if code is not None}
         index._invalid_rows = {lane: set(rows) for lane, rows in image.invalid_rows.items()}
         index._rates = dict(image.rates)
+        index._current_scheme = image.current_scheme
         index._lanes = list(image.lanes)
         index._lane_ids = {lane: i for i, lane in enumerate(image.lanes)}
         index._image = Sealed(
@@ -144,6 +159,13 @@ class ResumeIndex:
     def names_kept(self) -> bool:
         """Whether :meth:`image` can be made: names kept, or an image loaded and unchanged."""
         return self._keep_names or self._image is not None
+
+    @property
+    def current_scheme(self) -> bool:
+        """Whether the ledger's last run made its row fingerprints with this version's scheme
+        (:data:`~bulk.ledger.records.FINGERPRINTS`). False for a ledger written before the
+        scheme was recorded, or with another: its settled rows are validated once more."""
+        return self._current_scheme
 
     @property
     def records(self) -> int:
@@ -177,6 +199,7 @@ class ResumeIndex:
             codes=list(self._codes),
             invalid_rows={lane: sorted(rows) for lane, rows in self._invalid_rows.items()},
             rates=dict(self._rates),
+            current_scheme=self._current_scheme,
             lanes=list(self._lanes),
             length=sealed.length,
             counts=dict(sealed.counts),
@@ -271,8 +294,9 @@ class ResumeIndex:
             row=self._rows[pos],
             status=STATUSES[meta & 7],
             digest=self._digest(pos),
-            code=self._codes[meta >> 4],
+            code=self._codes[meta >> _CODE_SHIFT],
             ambiguous=bool(meta & _AMBIGUOUS),
+            fingerprinted=bool(meta & _FINGERPRINTED),
         )
 
     def _digest(self, pos: int) -> str:
@@ -295,12 +319,14 @@ class ResumeIndex:
         if kind.null_count() == frame.height:  # the usual chunk: row records only
             if frame.height:
                 self._thaw()
-                self._add_rows(frame)
+                self._add_rows(frame, self._current_scheme)
             return
-        rows = frame.filter(kind.is_null() & frame["status"].is_not_null())
+        is_row = kind.is_null() & frame["status"].is_not_null()
+        trusted = self._trusted(frame).filter(is_row)
+        rows = frame.filter(is_row)
         if rows.height:
             self._thaw()
-            self._add_rows(rows)
+            self._add_rows(rows, trusted)
         rates = frame.filter(
             (kind == "rate").fill_null(False)
             & frame["lane"].is_not_null()
@@ -308,6 +334,25 @@ class ResumeIndex:
         )
         if rates.height:
             self._rates.update(zip(rates["lane"].to_list(), rates["rate"].to_list(), strict=True))
+
+    def _trusted(self, frame: pl.DataFrame) -> pl.Series:
+        """Per record of ``frame``: whether the run it belongs to (the run header before it)
+        made fingerprints with ``FINGERPRINTS``. Moves ``_current_scheme`` on to the last run."""
+        is_run = (frame["kind"] == "run").fill_null(False)
+        if not is_run.any():
+            return pl.repeat(self._current_scheme, frame.height, dtype=pl.Boolean, eager=True)
+        if "fingerprints" in frame.columns:
+            scheme = frame["fingerprints"].fill_null("")
+        else:
+            scheme = pl.repeat("", frame.height, dtype=pl.String, eager=True)
+        marks = (
+            pl.select(pl.when(is_run).then(scheme == FINGERPRINTS))
+            .to_series()
+            .forward_fill()
+            .fill_null(self._current_scheme)
+        )
+        self._current_scheme = bool(marks[-1])
+        return marks
 
     def seal(self) -> None:
         """Sort the keys and pick each one's latest records: the index is ready for lookups.
@@ -361,7 +406,8 @@ class ResumeIndex:
         self._rows = writable(self._rows)
         self._blob = bytearray(self._blob)
 
-    def _add_rows(self, rows: pl.DataFrame) -> None:
+    def _add_rows(self, rows: pl.DataFrame, trusted: bool | pl.Series) -> None:
+        """Fold in row records; ``trusted``: whether each one's fingerprint may be used."""
         n = rows.height
         meta, numbers = self._meta, self._rows
         assert isinstance(meta, array) and isinstance(numbers, array), "thawed: see _thaw"
@@ -370,13 +416,17 @@ class ResumeIndex:
             raise LedgerError("ledger holds more than 4 billion records: pass --ledger NEW")
         status = rows["status"].replace_strict(_STATUS_ID, return_dtype=pl.UInt32)
         ambiguous = rows["ambiguous"].fill_null(False).cast(pl.UInt32) * _AMBIGUOUS
-        meta.extend((status + ambiguous + self._code_ids_of(rows["code"]) * 16).to_list())
-        numbers.extend(rows["row"].to_list())
-        if "cells" in rows.columns:
+        if "cells" in rows.columns and trusted is not False:
             cells = rows["cells"].str.to_integer(base=16, dtype=pl.UInt64, strict=False)
-            fingerprints = cells.fill_null(0)
+            if isinstance(trusted, pl.Series):
+                cells = pl.select(pl.when(trusted).then(cells)).to_series()
+            fingerprints = cells.fill_null(0).cast(pl.UInt64)  # 0: none to use
         else:
             fingerprints = pl.repeat(0, n, dtype=pl.UInt64, eager=True)
+        fingerprinted = (fingerprints != 0).cast(pl.UInt32) * _FINGERPRINTED
+        codes = self._code_ids_of(rows["code"]) * (1 << _CODE_SHIFT)
+        meta.extend((status + ambiguous + fingerprinted + codes).to_list())
+        numbers.extend(rows["row"].to_list())
         positions = pl.int_range(base, base + n, dtype=pl.UInt32, eager=True)
         self._add_digests(rows["digest"], positions, base)
         names = rows["name"]

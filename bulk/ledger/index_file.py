@@ -7,19 +7,26 @@ valid (:func:`load`, which the ledger's reader calls), when it is worth writing 
 (:func:`worth_saving`), and writing it (:func:`save`, which the ledger's writer calls). A run
 that finds it valid loads it and parses only the records appended since; a million settled
 rows then load in a fraction of a second instead of parsing 260 MB of JSON. It is a cache:
-deleting it loses nothing, and anything wrong with it (missing, torn, written for other bytes,
-another format) only means the ledger is read in full.
+deleting it loses nothing, and anything wrong with it only means the ledger is read in full
+(and the index saved again). :func:`load` tells two kinds of wrong apart: an index that is
+not for this ledger's bytes or this version (missing, saved before the ledger was cut,
+replaced or edited, another format, byte order or fingerprint scheme) is ``None``, the
+ordinary case; one that fails its own checks (torn, truncated, garbage, a value of the wrong
+type, a section that fails its CRC) is :class:`Damaged`, which the run notes once.
 
-Valid means: the right magic and format, every section within the file and matching its
-CRC-32, and the ledger's first ``end`` bytes as they were when it was saved: the same CRC-32,
+Valid means: the right magic; a header whose CRC-32 matches, whose every value has the type
+and shape :func:`save` writes, with the format, byte order and fingerprint scheme of this
+version; every section within the file, of the size the header implies and matching its
+CRC-32; and the ledger's first ``end`` bytes as they were when it was saved: the same CRC-32,
 and the same hash of their first and last 64 KiB. The ledger is append-only, so a ledger
 that grew since matches; one cut shorter than ``end``, replaced, or edited does not (a
-tenth of a second to check a million records, against 1.5 s to parse them).
+tenth of a second to check a million records, against 1.5 s to parse them). Loading never
+raises: any error while loading (a polars panic included) makes the index :class:`Damaged`.
 
 Layout: the magic line; the sections, each 8-byte aligned: the per-record arrays as native
 ``uint32``, the decoded digests, and two Arrow IPC frames (the fingerprint table and the
 keys' latest records); the JSON header, which lists each section's offset, length and
-CRC-32; then the header's offset and length, 8 bytes little-endian each. The file is
+CRC-32; then the header's offset, length and CRC-32, 8 bytes little-endian each. The file is
 memory-mapped: what a run never reads stays on disk.
 """
 
@@ -29,6 +36,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import mmap
 import os
 import sys
@@ -36,19 +44,20 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import polars as pl
 
 from bulk.errors import LedgerError
 from bulk.ledger.index_keys import ENTRIES_SCHEMA, UNCHANGED_SCHEMA, IndexImage
-from bulk.ledger.records import RunHeader
+from bulk.ledger.records import FINGERPRINTS, RunHeader
 from bulk.models import Destination
 from bulk.polars_errors import ANY_POLARS_ERROR, POLARS_ERRORS
 
 __all__ = [
     "MIN_RECORDS",
     "UNSAVED_SHARE",
+    "Damaged",
     "Loaded",
     "index_path",
     "load",
@@ -56,8 +65,13 @@ __all__ = [
     "worth_saving",
 ]
 
-MAGIC = b"bulk resume index\n"
-FORMAT = 1
+# 2: the format in the magic line, the header's CRC-32 in the footer, the fingerprint scheme,
+# a bit per record for a fingerprint (see bulk.ledger.index). Format 1's magic line had no
+# number.
+FORMAT = 2
+_MAGIC_NAME = b"bulk resume index"
+MAGIC = b"%s %d\n" % (_MAGIC_NAME, FORMAT)
+_FOOTER = 24  # the header's offset, length and CRC-32, 8 bytes little-endian each
 # Ledgers with fewer row records than this are read in full: it takes well under a second.
 MIN_RECORDS = 50_000
 # A saved index is saved again when at least this share of the ledger is not in it.
@@ -79,6 +93,22 @@ class Loaded:
     end: int
 
 
+@dataclass(frozen=True)
+class Damaged:
+    """An index file that fails its own checks: ``reason`` says which, in a few words."""
+
+    path: Path
+    reason: str
+
+
+class _Unfit(Exception):
+    """The index is sound but not for this ledger's bytes or this version: not damage."""
+
+
+class _Damage(Exception):
+    """The index fails a check of its own: its message says which."""
+
+
 def worth_saving(records: int, covered: int) -> bool:
     """Whether a ledger of ``records`` row records, ``covered`` of them by its saved index, is
     worth saving the index of: it is big, and much of it would be parsed again otherwise."""
@@ -90,17 +120,28 @@ def index_path(ledger: Path) -> Path:
     return ledger.with_name(ledger.name + ".index")
 
 
-def load(ledger_fd: int, ledger: Path, usable_end: int) -> Loaded | None:
-    """The index saved for a prefix of the ledger open on ``ledger_fd``; ``None`` if there is
-    no valid one (see the module's docstring) for a prefix within ``usable_end``."""
+def load(ledger_fd: int, ledger: Path, usable_end: int) -> Loaded | Damaged | None:
+    """The index saved for a prefix of the ledger open on ``ledger_fd`` within ``usable_end``.
+
+    ``None`` if there is none for it (missing, saved for other bytes, by another version),
+    :class:`Damaged` if the file fails its own checks (see the module's docstring). Never
+    raises: whatever goes wrong while loading, the ledger can still be read in full.
+    """
+    path = index_path(ledger)
     try:
-        fd = os.open(index_path(ledger), os.O_RDONLY)
-    except OSError:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return None
+    except OSError as error:
+        return Damaged(path, f"cannot be opened: {error.strerror}")
     try:
-        return _load(fd, index_path(ledger), ledger_fd, usable_end)
-    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return _load(fd, path, ledger_fd, usable_end)
+    except _Unfit:
         return None
+    except _Damage as damage:
+        return Damaged(path, str(damage))
+    except ANY_POLARS_ERROR as error:  # anything at all, a panic in polars included
+        return Damaged(path, f"cannot be read ({type(error).__name__})")
     finally:
         os.close(fd)
 
@@ -130,6 +171,7 @@ def save(
         header: dict[str, Any] = {
             "format": FORMAT,
             "byteorder": sys.byteorder,
+            "fingerprints": FINGERPRINTS,
             "ledger": {"end": end, "probe": _probe(ledger_fd, end)},
             "records": len(image.meta) // 4,
             "width": image.width,
@@ -137,6 +179,7 @@ def save(
             "codes": image.codes,
             "invalid_rows": image.invalid_rows,
             "rates": image.rates,
+            "current_scheme": image.current_scheme,
             "lanes": image.lanes,
             "length": image.length,
             "counts": image.counts,
@@ -157,8 +200,8 @@ def save(
                 placed[name] = [offset, size, _crc(file.fileno(), offset, size)]
             header["sections"] = placed
             encoded = json.dumps(header, separators=(",", ":")).encode()
-            at = file.tell()
-            file.write(encoded + at.to_bytes(8, "little") + len(encoded).to_bytes(8, "little"))
+            footer = (file.tell(), len(encoded), zlib.crc32(encoded))
+            file.write(encoded + b"".join(n.to_bytes(8, "little") for n in footer))
         os.replace(temporary, path)
     except _SAVE_ERRORS:
         with contextlib.suppress(OSError):
@@ -185,68 +228,193 @@ def _remove_stale(path: Path) -> None:
                     os.unlink(entry.path)
 
 
-def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded | None:
+def _load(fd: int, path: Path, ledger_fd: int, usable_end: int) -> Loaded:
+    """The index in ``fd``; raises :class:`_Unfit` or :class:`_Damage` (or anything else, which
+    :func:`load` takes for damage too)."""
     size = os.fstat(fd).st_size
-    if size < len(MAGIC) + 16 or os.pread(fd, len(MAGIC), 0) != MAGIC:
-        return None
-    footer = os.pread(fd, 16, size - 16)
-    at, length = int.from_bytes(footer[:8], "little"), int.from_bytes(footer[8:], "little")
-    if at < len(MAGIC) or at + length != size - 16:
-        return None
-    header = json.loads(os.pread(fd, length, at))
-    if header["format"] != FORMAT or header["byteorder"] != sys.byteorder:
-        return None
-    end = header["ledger"]["end"]
-    if not isinstance(end, int) or not 0 < end <= usable_end:
-        return None
-    if not _prefix_matches(ledger_fd, end, header["ledger"]["probe"]):
-        return None
-    sections: dict[str, tuple[int, int]] = {}
-    for name in _SECTIONS:
-        offset, section_size, crc = header["sections"][name]
-        if offset < len(MAGIC) or section_size < 0 or offset + section_size > at:
-            return None
+    header, at = _header(fd, size)
+    end, sections = _fit(header, at, ledger_fd, usable_end)
+    records: int = header["records"]
+    width: int = header["width"]
+    expected = {"meta": 4 * records, "rows": 4 * records, "blob": width * records}
+    for name, want in expected.items():
+        if sections[name][1] != want:
+            raise _Damage(f"its {name} section is not the size its header says")
+    for name, (offset, section_size, crc) in sections.items():
         if _crc(fd, offset, section_size) != crc:
-            return None
-        sections[name] = (offset, section_size)
+            raise _Damage(f"its {name} section fails its CRC-32")
     mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     view = memoryview(mapped)
 
     def section(name: str) -> memoryview:
-        first, section_size = sections[name]
+        first, section_size, _ = sections[name]
         return view[first : first + section_size]
 
     # Read, not mapped: it is all read now, and mapped pages would stay in the run's memory.
-    first, section_size = sections["unchanged"]
+    first, section_size, _ = sections["unchanged"]
     unchanged = _frame(memoryview(os.pread(fd, section_size, first)))
-    records = header["records"]
-    if not isinstance(records, int) or len(section("meta")) != 4 * records:
-        return None
     if unchanged is None or dict(unchanged.schema) != UNCHANGED_SCHEMA:
-        return None
+        raise _Damage("its fingerprint table cannot be read")
+    runs = _runs(header["meta"]["runs"])
+    if runs is None:
+        raise _Damage("its run headers are malformed")
     image = IndexImage(
         meta=section("meta"),
         rows=section("rows"),
         blob=section("blob"),
-        width=int(header["width"]),
-        odd={int(pos): str(digest) for pos, digest in header["odd"].items()},
-        codes=[None if code is None else str(code) for code in header["codes"]],
+        width=width,
+        odd={int(pos): digest for pos, digest in header["odd"].items()},
+        codes=header["codes"],
         invalid_rows={
-            str(lane): [(str(name), str(digest), int(row)) for name, digest, row in rows]
+            lane: [(name, digest, row) for name, digest, row in rows]
             for lane, rows in header["invalid_rows"].items()
         },
-        rates={str(lane): float(rate) for lane, rate in header["rates"].items()},
-        lanes=[str(lane) for lane in header["lanes"]],
-        length=int(header["length"]),
-        counts={str(status): int(n) for status, n in header["counts"].items()},
+        rates={lane: float(rate) for lane, rate in header["rates"].items()},
+        current_scheme=header["current_scheme"],
+        lanes=header["lanes"],
+        length=header["length"],
+        counts=header["counts"],
         unchanged=unchanged,
-        entries=_entries_reader(mapped, sections["entries"], path),
+        entries=_entries_reader(mapped, sections["entries"], len(header["lanes"]), records, path),
     )
-    meta = header["meta"]
-    runs = _runs(meta.get("runs")) if isinstance(meta, dict) else None
-    if runs is None:
-        return None
     return Loaded(image=image, runs=runs, end=end)
+
+
+def _header(fd: int, size: int) -> tuple[dict[str, Any], int]:
+    """The header of the file open on ``fd`` and its offset, its CRC-32 checked."""
+    first = os.pread(fd, 64, 0).partition(b"\n")[0]
+    if first != MAGIC[:-1]:
+        number = first.removeprefix(_MAGIC_NAME + b" ")
+        if first == _MAGIC_NAME or (number != first and number.isdigit()):
+            raise _Unfit  # another format's: format 1 had no number
+        raise _Damage("it is not a bulk resume index (torn, truncated or overwritten)")
+    if size < len(MAGIC) + _FOOTER:
+        raise _Damage("it is truncated")
+    footer = os.pread(fd, _FOOTER, size - _FOOTER)
+    at, length, crc = (int.from_bytes(footer[i : i + 8], "little") for i in (0, 8, 16))
+    if at < len(MAGIC) or at + length != size - _FOOTER:
+        raise _Damage("its footer does not point at its header (torn or truncated)")
+    encoded = os.pread(fd, length, at)
+    if zlib.crc32(encoded) != crc:
+        raise _Damage("its header fails its CRC-32")
+    try:
+        header = json.loads(encoded)
+    except ValueError:
+        raise _Damage("its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _Damage("its header is not a JSON object")
+    return header, at
+
+
+def _fit(
+    header: dict[str, Any], at: int, ledger_fd: int, usable_end: int
+) -> tuple[int, dict[str, tuple[int, int, int]]]:
+    """The ledger bytes the index covers and its sections, once the header has the shape
+    :func:`save` writes (else :class:`_Damage`) and is for this version and this ledger
+    (else :class:`_Unfit`)."""
+    what = header.get("format")
+    if not _is_int(what):
+        raise _Damage("its header has no format number")
+    if what != FORMAT:
+        raise _Unfit  # another version's: not damage
+    problem = _shape(header, at)
+    if problem is not None:
+        raise _Damage(f"its header {problem}")
+    if header["byteorder"] != sys.byteorder or header["fingerprints"] != FINGERPRINTS:
+        raise _Unfit
+    end, probe = header["ledger"]["end"], header["ledger"]["probe"]
+    if not 0 < end <= usable_end or not _prefix_matches(ledger_fd, end, probe):
+        raise _Unfit  # saved for other bytes: the ledger was cut, replaced or edited since
+    places = header["sections"]
+    return end, {name: (places[name][0], places[name][1], places[name][2]) for name in _SECTIONS}
+
+
+def _shape(header: dict[str, Any], at: int) -> str | None:
+    """What is wrong with the shape of a header :func:`save` wrote, or ``None``; ``at``: where
+    the header starts (every section ends before it)."""
+    checks: list[tuple[str, Callable[[Any], bool]]] = [
+        ("byteorder", lambda v: v in ("little", "big")),
+        ("fingerprints", lambda v: isinstance(v, str)),
+        (
+            "ledger",
+            lambda v: (
+                isinstance(v, dict) and _is_int(v.get("end")) and isinstance(v.get("probe"), str)
+            ),
+        ),
+        ("records", lambda v: _is_int(v) and v >= 0),
+        ("width", lambda v: _is_int(v) and 0 <= v <= 128),
+        ("odd", lambda v: _is_map(v, lambda pos: pos.isdigit(), _is_str)),
+        ("codes", lambda v: _is_list(v, _is_code) and v[:1] == [None]),
+        (
+            "invalid_rows",
+            lambda v: _is_map(v, _is_str, lambda rows: _is_list(rows, _is_invalid_row)),
+        ),
+        ("rates", lambda v: _is_map(v, _is_str, _is_rate)),
+        ("current_scheme", lambda v: isinstance(v, bool)),
+        ("lanes", lambda v: _is_list(v, _is_str)),
+        ("length", lambda v: _is_int(v) and v >= 0),
+        ("counts", lambda v: _is_map(v, _is_str, lambda n: _is_int(n) and n >= 0)),
+        ("meta", lambda v: isinstance(v, dict) and isinstance(v.get("runs"), list)),
+        (
+            "sections",
+            lambda v: (
+                isinstance(v, dict)
+                and sorted(v) == sorted(_SECTIONS)
+                and all(_is_section(place, at) for place in v.values())
+            ),
+        ),
+    ]
+    for key, valid in checks:
+        if key not in header:
+            return f"has no {key!r}"
+        if not valid(header[key]):
+            return f"has a malformed {key!r}"
+    records: int = header["records"]
+    if any(int(pos) >= records for pos in header["odd"]):
+        return "has a digest for a record it does not hold"
+    return None
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str)
+
+
+def _is_code(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _is_rate(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0
+
+
+def _is_invalid_row(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and _is_str(value[0])
+        and _is_str(value[1])
+        and _is_int(value[2])
+    )
+
+
+def _is_list(value: Any, item: Callable[[Any], bool]) -> bool:
+    return isinstance(value, list) and all(item(element) for element in value)
+
+
+def _is_map(value: Any, key: Callable[[str], bool], item: Callable[[Any], bool]) -> bool:
+    return isinstance(value, dict) and all(key(k) and item(v) for k, v in value.items())
+
+
+def _is_section(place: Any, at: int) -> bool:
+    """Whether ``place`` is ``[offset, size, crc]`` within the file's sections."""
+    if not (isinstance(place, list) and len(place) == 3 and all(_is_int(n) for n in place)):
+        return False
+    offset, size, crc = place
+    return bool(len(MAGIC) <= offset and size >= 0 and offset + size <= at and 0 <= crc < 1 << 32)
 
 
 def _run_fields(run: RunHeader) -> list[str | None]:
@@ -275,13 +443,15 @@ def _runs(saved: Any) -> list[RunHeader] | None:
 
 
 def _entries_reader(
-    mapped: mmap.mmap, section: tuple[int, int], path: Path
+    mapped: mmap.mmap, section: tuple[int, int, int], lanes: int, records: int, path: Path
 ) -> Callable[[], pl.DataFrame]:
     """Read the entries when first needed (a resume that skips every row never does).
 
     polars copies them: the mapped pages are dropped from the run's memory once read.
+    ``lanes`` and ``records``: how many lanes and records the header holds, which the
+    entries' lane ids and positions must be below.
     """
-    first, size = section
+    first, size, _ = section
 
     def read() -> pl.DataFrame:
         with memoryview(mapped) as view:
@@ -289,12 +459,22 @@ def _entries_reader(
         page = first - first % mmap.PAGESIZE
         with contextlib.suppress(OSError, ValueError):
             mapped.madvise(mmap.MADV_DONTNEED, page, first + size - page)
-        if frame is None or dict(frame.schema) != ENTRIES_SCHEMA:
-            # Its CRC matched at load: only a file written by something else gets here.
+        if not _entries_fit(frame, lanes, records):
+            # Its CRC and its header's matched at load: only a file written by something
+            # else than bulk gets here, and too late to read the ledger in full instead.
             raise LedgerError(f"resume index {path} cannot be read; delete it and run again")
+        assert frame is not None
         return frame
 
     return read
+
+
+def _entries_fit(frame: pl.DataFrame | None, lanes: int, records: int) -> bool:
+    if frame is None or dict(frame.schema) != ENTRIES_SCHEMA:
+        return False
+    if not frame.height:
+        return True
+    return bool(frame["lane"].max() < lanes and frame["pos"].max() < records)  # type: ignore[operator]
 
 
 def _frame(data: memoryview) -> pl.DataFrame | None:

@@ -76,7 +76,9 @@ class IndexImage:
 
     ``meta``, ``rows`` (native ``uint32`` each) and ``blob`` are bytes per position;
     ``entries`` gives, when called, each key's latest records (``ENTRIES_SCHEMA``, in file
-    order), which the keys are made from.
+    order), which the keys are made from. Its fingerprints are all of the scheme
+    :data:`~bulk.ledger.records.FINGERPRINTS`; ``current_scheme``: whether the last run it
+    covers made its fingerprints with that scheme (records after the image may be that run's).
     """
 
     meta: bytes | memoryview
@@ -87,6 +89,7 @@ class IndexImage:
     codes: list[str | None]
     invalid_rows: dict[str, list[tuple[str, str, int]]]
     rates: dict[str, float]
+    current_scheme: bool
     lanes: list[str]
     length: int
     counts: dict[str, int]

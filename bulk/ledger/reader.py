@@ -59,6 +59,7 @@ _SCHEMA: dict[str, Any] = {
     "ambiguous": pl.Boolean,
     "rate": pl.Float64,
     "cells": pl.String,
+    "fingerprints": pl.String,  # a run header's: the scheme of its records' cells
 }
 # polars decodes a lone surrogate escape as U+0000, json keeps it: such chunks take the slow path.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -76,6 +77,8 @@ class Scan:
     end: int = 0  # offset just past the last usable line; bytes beyond it are a torn tail
     size: int = 0
     start: int = 0  # where parsing started: the end of the prefix a saved index covered
+    # The saved index, if it was damaged (and so not used): for a note to the user.
+    damaged: index_file.Damaged | None = None
 
 
 def scan(
@@ -88,7 +91,8 @@ def scan(
 ) -> Scan:
     """Read the ledger open on ``fd`` (any read position; it is not moved) into a :class:`Scan`.
 
-    Starts from the ledger's saved index if it is valid. ``keep_names``: build an index that
+    Starts from the ledger's saved index if it is valid; if it is damaged, reads the ledger in
+    full and says so in :attr:`Scan.damaged`. ``keep_names``: build an index that
     can be saved (:func:`bulk.ledger.writer.save_index`); with ``only_if_unsaved``, only when
     the saved index leaves enough of the ledger out to be worth saving again (the names cost
     memory). ``end``: read only the first ``end`` bytes, known to end with a whole record (a
@@ -115,17 +119,17 @@ def scan(
 def _from_saved(fd: int, path: Path, end: int, *, keep_names: bool, only_if_unsaved: bool) -> Scan:
     """A scan of the prefix the saved index covers, or of nothing if it is not valid."""
     loaded = index_file.load(fd, path, end)
-    if loaded is not None:
+    if isinstance(loaded, index_file.Loaded):
         unsaved = end - loaded.end  # bytes: records are about the same size
         if only_if_unsaved and unsaved < end * index_file.UNSAVED_SHARE:
             keep_names = False
         try:
             index = ResumeIndex.from_image(loaded.image, keep_names=keep_names)
-        except ValueError:
-            pass
+        except ValueError as error:
+            loaded = index_file.Damaged(index_file.index_path(path), str(error))
         else:
             return Scan(index=index, runs=loaded.runs, end=end, start=loaded.end)
-    return Scan(index=ResumeIndex(keep_names=keep_names), end=end)
+    return Scan(index=ResumeIndex(keep_names=keep_names), end=end, damaged=loaded)
 
 
 def _parsed_chunks(
@@ -239,7 +243,8 @@ def _parse_slow(chunk: bytes, first_line: int, path: Path) -> _Parsed:
     for number, line in enumerate(chunk.split(b"\n"), first_line):
         if not line.strip():
             continue
-        values = _columns(_record(line, number, path))
+        record = _record(line, number, path)
+        values = _columns(record)
         if isinstance(values, str):
             raise LedgerError(
                 f"ledger {path} line {number} is not a valid bulk record ({values}); "
@@ -247,13 +252,16 @@ def _parse_slow(chunk: bytes, first_line: int, path: Path) -> _Parsed:
             )
         if isinstance(values, RunHeader):
             runs.append(values)
-            continue
+            # Kept in place, as the fast path keeps it: its scheme covers the records after it.
+            scheme = record.get("fingerprints")
+            scheme = scheme if isinstance(scheme, str) else None
+            values = ("run", *([None] * (len(_SCHEMA) - 2)), scheme)
         for name, value in zip(_SCHEMA, values, strict=True):
             columns[name].append(value)
     # Names are keys: they go in as bytes, lone surrogates and all (a CSV decoded with
     # surrogateescape has them). Elsewhere polars' strings need valid UTF-8.
     columns["name"] = [_name_key(name) for name in columns["name"]]
-    for name in ("kind", "lane", "status", "digest", "code"):
+    for name in ("kind", "lane", "status", "digest", "code", "fingerprints"):
         columns[name] = [_utf8(value) for value in columns[name]]
     return pl.DataFrame(columns, schema=_SCHEMA | {"name": pl.Binary}), runs
 
@@ -280,7 +288,7 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
             lane, rate = record.get("lane"), record.get("rate")
             if not isinstance(lane, str) or not _is_number(rate):
                 lane = rate = None  # malformed rate records are advisory: ignore them
-            return (kind, lane, None, None, None, None, None, None, rate, None)
+            return (kind, lane, None, None, None, None, None, None, rate, None, None)
         return (kind, *([None] * (len(_SCHEMA) - 1)))
     status = record.get("status")
     if status is None:
@@ -300,7 +308,7 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
     cells = record.get("cells")
     if not isinstance(cells, str) or not cells.isascii():
         cells = None  # the row's fingerprint is a hint: without it the row is read in full
-    return (None, lane, name, status, digest, row, code, ambiguous, None, cells)
+    return (None, lane, name, status, digest, row, code, ambiguous, None, cells, None)
 
 
 def _record(line: bytes, number: int, path: Path) -> dict[str, Any]:

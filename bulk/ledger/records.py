@@ -4,10 +4,10 @@ A ledger is JSONL, one object per line (DESIGN.md, "Ledger")::
 
     {"kind":"run","run_id":"…","time":"…","bulk":"0.1.0","pid":…,"input":"tenants.csv",
      "target":{"service":"sesv2","region":"eu-west-1","profile":null,"endpoint":null},
-     "settings":{…}}
+     "fingerprints":"xxhash64-v1","settings":{…}}
     {"row":1,"name":"acme","status":"created","code":null,"message":"","attempts":1,
      "lane":"sesv2/default/eu-west-1","latency_ms":41.2,"request_id":"…","time":"…",
-     "digest":"…"}
+     "digest":"…","cells":"…"}
     {"kind":"rate","lane":"sesv2/default/eu-west-1","rate":0.97,"time":"…"}
     {"kind":"end","run_id":"…","time":"…",…summary…}
 
@@ -15,8 +15,16 @@ This module owns the shape of those lines and nothing about files: a row record
 (:func:`record_to_json`; it has a ``status`` and no ``kind``), a run header
 (:func:`header_to_json`, its settings cleaned by :func:`redact_settings`; read back by
 :func:`parse_run_header` into the :class:`RunHeader` a ledger is bound to), the rate and end
-records, the constants of the format (:data:`ROW_LIMIT`, :data:`STATUS_VALUES`), and
-:class:`Prior`, a row record as the resume index gives it back.
+records, the constants of the format (:data:`ROW_LIMIT`, :data:`STATUS_VALUES`,
+:data:`FINGERPRINTS`), and :class:`Prior`, a row record as the resume index gives it back.
+
+A row record's ``cells`` is the fingerprint of the input row it was made from (16 hex
+digits; see :func:`bulk.engine.intake.row_fingerprints`), made with the scheme its run header
+names in ``fingerprints``. A resume trusts only fingerprints of the scheme it makes itself
+(:data:`FINGERPRINTS`): a run header without the field was written before schemes were
+recorded, when fingerprints were polars' own hash, which polars does not keep stable across
+its versions. A record with ``"restated": true`` says again what an earlier record said of
+its row, with the row's fingerprint in this scheme; no call was made for it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any, Final
 from bulk.models import Destination, Lane, Outcome, Status, bulk_version, redact_url
 
 __all__ = [
+    "FINGERPRINTS",
     "ROW_LIMIT",
     "STATUS_VALUES",
     "Prior",
@@ -49,12 +58,16 @@ __all__ = [
 ROW_LIMIT: Final = 1 << 32
 #: The ``status`` values a row record may have.
 STATUS_VALUES: Final = tuple(status.value for status in Status)
+#: The scheme of the row fingerprints (``cells``) this version makes, named in each run
+#: header: xxHash64, seed 0x62756C6B, of the row's canonical text (defined, and computed, by
+#: :func:`bulk.engine.intake.row_fingerprints`). Another algorithm or text is another name.
+FINGERPRINTS: Final = "xxhash64-v1"
 
 # Keys an Outcome's ``extra`` cannot override: a row record is recognised by having a status
 # and no kind.
 _ROW_KEYS = frozenset(
     {"row", "name", "status", "code", "message", "attempts", "lane", "latency_ms"}
-    | {"request_id", "time", "digest", "cells", "kind"}
+    | {"request_id", "time", "digest", "cells", "kind", "restated"}
 )
 _SECRET_KEY = re.compile(
     r"secret|token|passw|pwd|credential|access.?key|api.?key|private.?key|session|auth",
@@ -79,6 +92,9 @@ class Prior:
     ``ambiguous`` is true on a ``failed`` record when an attempt may have created the
     configuration set without the run learning it (timeout, 5xx, dropped connection): an
     ``AlreadyExists`` answer on a resumed run then means ``created``, not ``exists``.
+    ``fingerprinted`` is true when the record carries a fingerprint of the current scheme
+    (:data:`FINGERPRINTS`); a settled row whose record does not is restated with one when a
+    resume finds it unchanged, so that the next resume skips it unread.
     """
 
     row: int
@@ -86,6 +102,7 @@ class Prior:
     digest: str
     code: str | None = None
     ambiguous: bool = False
+    fingerprinted: bool = False
 
 
 def record_to_json(outcome: Outcome, time: str | None = None) -> str:
@@ -114,6 +131,8 @@ def record_to_json(outcome: Outcome, time: str | None = None) -> str:
     }
     if outcome.fingerprint is not None:
         record["cells"] = f"{outcome.fingerprint:016x}"
+    if outcome.restated:
+        record["restated"] = True
     for key, value in outcome.extra.items():
         if key not in _ROW_KEYS:
             record[key] = value
@@ -124,7 +143,8 @@ def header_to_json(
     run_id: str, input_name: str, target: Destination, settings: Mapping[str, Any]
 ) -> str:
     """The run header line: this process, the input file's name (not its directory), the
-    target (endpoint credentials removed) and ``settings`` (see :func:`redact_settings`)."""
+    target (endpoint credentials removed), the scheme of the run's row fingerprints
+    (:data:`FINGERPRINTS`) and ``settings`` (see :func:`redact_settings`)."""
     return _dumps(
         {
             "kind": "run",
@@ -139,6 +159,7 @@ def header_to_json(
                 "profile": target.profile,
                 "endpoint": redact_url(target.endpoint),
             },
+            "fingerprints": FINGERPRINTS,
             "settings": redact_settings(settings),
         }
     )

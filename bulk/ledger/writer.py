@@ -36,6 +36,7 @@ from bulk.ledger import index_file
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.reader import Scan, scan
 from bulk.ledger.records import (
+    FINGERPRINTS,
     RunHeader,
     end_to_json,
     header_to_json,
@@ -84,6 +85,9 @@ class Ledger:
     index: ResumeIndex
     run_id: str
     dry_run: bool
+    #: What the open found odd and worked around, one line each, for the user to read once:
+    #: a damaged saved index (ignored), fingerprints of another scheme (rows validated once).
+    notes: list[str]
 
     def __init__(
         self, path: Path, fd: int | None, index: ResumeIndex, end: int, *, dry_run: bool
@@ -92,6 +96,7 @@ class Ledger:
         self.index = index
         self.run_id = uuid.uuid4().hex
         self.dry_run = dry_run
+        self.notes = []
         self._fd = fd
         self._end = end  # file size after the last whole record this process wrote
         self._written = 0  # records this run appended, its header not counted
@@ -131,8 +136,8 @@ class Ledger:
             if not dry_run and found.end < found.size:
                 _truncate(fd, path, found.end)
             ledger = cls(path, fd, found.index, found.end, dry_run=dry_run)
-            if not dry_run:
-                ledger._save_index(fd, found)
+            saved = not dry_run and ledger._save_index(fd, found)
+            ledger.notes = _notes(found, saved=saved, dry_run=dry_run)
             found.index.drop_names()
             if not dry_run:
                 header = header_to_json(ledger.run_id, input_name, target, settings)
@@ -240,8 +245,9 @@ class Ledger:
             finally:
                 os.close(fd)  # releases the flock
 
-    def _save_index(self, fd: int, found: Scan | None = None) -> None:
-        """Save the resume index beside a big ledger when much of the ledger is not in it.
+    def _save_index(self, fd: int, found: Scan | None = None) -> bool:
+        """Save the resume index beside a big ledger when much of the ledger is not in it;
+        whether it was saved.
 
         At open (``found``: the scan just made), at checkpoints and at close, so that the next
         run loads it instead of parsing the whole ledger (:mod:`~bulk.ledger.index_file`), even
@@ -252,10 +258,12 @@ class Ledger:
         # Read after records: _write adds to _end first, so each record counted ends before it.
         end = self._end
         if not index_file.worth_saving(records, self._indexed):
-            return
+            return False
         with contextlib.suppress(OSError, LedgerError):  # a cache: the ledger is what counts
             if save_index(fd, self.path, found, end=end):
                 self._indexed = records
+                return True
+        return False
 
     def __enter__(self) -> Ledger:
         return self
@@ -328,6 +336,29 @@ def save_index(fd: int, path: Path, found: Scan | None = None, *, end: int | Non
     if found is None or not found.index.names_kept:
         found = scan(fd, path, keep_names=True, end=end)
     return index_file.save(fd, path, found.index.image(), found.end, found.runs)
+
+
+def _notes(found: Scan, *, saved: bool, dry_run: bool) -> list[str]:
+    """What a run should be told of the ledger it opened, one line each (see Ledger.notes)."""
+    notes = []
+    damaged = found.damaged
+    if damaged is not None:
+        notes.append(
+            f"resume index {damaged.path} is damaged ({damaged.reason}) and was ignored: the "
+            "ledger was read in full" + (", and the index written again" if saved else "")
+        )
+    counts = found.index.counts
+    settled = counts.get("created", 0) + counts.get("exists", 0)
+    if found.runs and settled and not found.index.current_scheme:
+        then = (
+            "a run records their new fingerprints" if dry_run else "the next resume is fast again"
+        )
+        notes.append(
+            "this ledger's row fingerprints were made with another scheme than "
+            f"{FINGERPRINTS} (an earlier bulk): this resume validates every settled row once; "
+            f"{then}"
+        )
+    return notes
 
 
 def _open_for_append(path: Path) -> int:
