@@ -117,9 +117,11 @@ class TestEveryLaneAtOnce:
     async def test_every_region_sends_from_the_start(
         self, tmp_path: Path, emulator_factory: EmulatorFactory, order: str
     ) -> None:
-        """Six Regions at 5 creates/s each; the run is stopped after about 2 s. Whatever the
-        order of the file, each Region's lane has sent by then (rows sorted by Region used to
-        reach the later Regions only once the earlier ones were done)."""
+        """Six Regions at 5 creates/s each; the run is stopped once 30 sets exist. Whatever
+        the order of the file, by then each Region's lane has sent (rows sorted by Region used
+        to reach the later Regions only once the earlier ones were done: the first 30 sets
+        were all in the first Region). Stopped by count, not by time, so a slow machine
+        changes nothing."""
         rows = [
             {"ConfigurationSetName": f"t-{region}-{i:03d}", "Region": region}
             for region in REGIONS
@@ -133,15 +135,17 @@ class TestEveryLaneAtOnce:
             engine = Engine(path, settings, retry_sleep=fast_retries(0.01))
             async with anyio.create_task_group() as tg:
 
-                async def stop_soon() -> None:
-                    await anyio.sleep(2.0)
+                async def stop_at_30() -> None:
+                    with anyio.fail_after(60):
+                        while len(emu.state.all_names()) < 30:
+                            await anyio.sleep(0.02)
                     engine.control.stop(interrupted=True)
 
-                tg.start_soon(stop_soon)
+                tg.start_soon(stop_at_30)
                 summary = await engine.run()
             per_region = {
                 region: len([n for n in emu.state.all_names() if f"-{region}-" in n])
                 for region in REGIONS
             }
         assert summary.interrupted
-        assert all(count >= 3 for count in per_region.values()), per_region
+        assert all(count >= 2 for count in per_region.values()), per_region
