@@ -400,3 +400,22 @@ class TestCredentialErrors:
         tested = [type(error) for error, _ in CREDENTIAL_CASES]
         untested = [c.__name__ for c in handled if not any(issubclass(t, c) for t in tested)]
         assert not untested, f"credential errors without a case in CREDENTIAL_CASES: {untested}"
+
+
+class TestBrokenConfigFile:
+    def test_a_config_file_that_does_not_parse_is_one_line_and_exit_3(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Reading the service model must not read the user's config: the broken file is
+        reported where credentials are, naming it, not as an unexpected error."""
+        config = tmp_path / "config"
+        config.write_text("[default\nregion = eu-west-1\n")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        path = tmp_path / "t.csv"
+        path.write_text("ConfigurationSetName\nacme\n")
+        result = cli(
+            "provision", path, "--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"
+        )
+        assert result.exit_code == 3
+        line = one_line_error(result.stderr)
+        assert "cannot be read" in line and str(config) in line

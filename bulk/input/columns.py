@@ -133,10 +133,17 @@ def _bad_tag_characters(text: str) -> str:
 
 @functools.cache
 def input_shape(service: str) -> Any:
-    """The botocore input shape of CreateConfigurationSet for ``service`` (loaded once)."""
-    import botocore.session
+    """The botocore input shape of CreateConfigurationSet for ``service`` (loaded once).
 
-    model = botocore.session.get_session().get_service_model(service)
+    Read with botocore's loader alone, not a session: a session reads the user's AWS config
+    file, and a broken one must be reported where credentials are (exit 3, naming the file),
+    not here before any lane exists.
+    """
+    from botocore.loaders import create_loader
+    from botocore.model import ServiceModel
+
+    data = create_loader().load_service_model(service, "service-2")
+    model = ServiceModel(data, service_name=service)
     return model.operation_model(_OPERATION).input_shape
 
 
