@@ -75,6 +75,19 @@ class Row:
     digest: str
     fingerprint: int | None = None
 
+    def outcome(self, status: Status, **fields: Any) -> Outcome:
+        """This row's ledger record: its number, name, lane, digest and fingerprint, plus
+        ``status`` and ``fields`` (see :class:`Outcome`)."""
+        return Outcome(
+            row=self.number,
+            name=self.name,
+            status=status,
+            lane=self.lane,
+            digest=self.digest,
+            fingerprint=self.fingerprint,
+            **fields,
+        )
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -82,19 +82,6 @@ def row_fingerprints(frame: pl.DataFrame, salt: str) -> pl.Series | None:
         return None
 
 
-def _restated(row: Row, status: Status) -> Outcome:
-    """The record restating that ``row``, found unchanged, is settled ``status``."""
-    return Outcome(
-        row=row.number,
-        name=row.name,
-        status=status,
-        lane=row.lane,
-        digest=row.digest,
-        fingerprint=row.fingerprint,
-        restated=True,
-    )
-
-
 class Intake:
     """Decides the rows of one input file, batch by batch, for the engine's reader.
 
@@ -207,7 +194,7 @@ class Intake:
         elif not prior.fingerprinted and item.fingerprint and prior.status is not Status.INVALID:
             # Settled, and its record has no fingerprint to skip it by next time: say it again
             # with one (records.FINGERPRINTS; an older bulk's fingerprints are not trusted).
-            plan.items.append(_restated(item, prior.status))
+            plan.items.append(item.outcome(prior.status, restated=True))
         plan.skipped[prior.status] += 1
 
     def _record(self, number: int, cells: Sequence[object], fingerprint: int | None) -> InputRow:

@@ -84,18 +84,13 @@ def judge(
             return Verdict(None)
         status = Status.FAILED
         message = f"gave up after {attempts} attempts: {message}".rstrip(": ")
-    outcome = Outcome(
-        row=row.number,
-        name=row.name,
-        status=status,
-        lane=row.lane,
-        digest=row.digest,
+    outcome = row.outcome(
+        status,
         code=result.code,
         message=message,
         attempts=attempts,
         latency_ms=round(result.latency_ms, 2),
         request_id=result.request_id,
         extra={"ambiguous": True} if status is Status.FAILED and ambiguous else {},
-        fingerprint=row.fingerprint,
     )
     return Verdict(outcome, quota=quota, abort=abort)
