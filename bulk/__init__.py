@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bulk.engine.summary import RunStats, Summary
+from bulk.engine.summary import LaneSummary, RunStats, Summary
 from bulk.errors import (
     BulkError,
     InputError,
@@ -35,6 +35,7 @@ __all__ = [
     "InputError",
     "InputRow",
     "Lane",
+    "LaneSummary",
     "LedgerError",
     "LedgerWriteError",
     "Outcome",

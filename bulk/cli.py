@@ -6,6 +6,7 @@ declaration per option; usage mistakes exit 2 as the contract says.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -73,7 +74,13 @@ def main() -> None:
     help="AWS Region of rows with no Region cell and no Profile whose profile sets one. "
     "Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region; never guessed.",
 )
-@click.option("--profile", default=None, help="AWS profile for rows without a Profile column.")
+@click.option("--profile", default=None, help="AWS profile for rows without a Profile cell.")
+@click.option(
+    "--role-arn",
+    default=None,
+    help="IAM role for rows without a RoleArn cell, assumed from the profile's credentials "
+    "(once per role, refreshed before it expires).",
+)
 @click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS.")
 @click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}.")
 @_setting(
@@ -82,8 +89,9 @@ def main() -> None:
 @_setting("--emulator-burst", "With --emulator: its burst.")
 @_setting(
     "--rate",
-    "Most requests/s per lane (a lane is one service, account (profile) and Region: each "
-    "has its own limit); the engine adapts below it on 429s. 0 turns it off.",
+    "Most requests/s per lane and operation (a lane is one service, account (profile or "
+    "role) and Region: each has its own limit); the engine adapts below it on 429s. "
+    "0 turns it off.",
 )
 @_setting("--burst", "Token bucket size.")
 @_setting("--concurrency", "Calls in flight.")
@@ -92,13 +100,23 @@ def main() -> None:
 @click.option(
     "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run's summary (totals, each lane's counts and rates, stopped lanes, "
+    "exit_code) as one JSON object on stdout, instead of the text summary. Progress and "
+    "errors still go to stderr; the exit code is the same.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def provision_command(input_path: Path, debug: bool, **options: Any) -> None:
+def provision_command(input_path: Path, debug: bool, as_json: bool, **options: Any) -> None:
     """Create one configuration set per row of INPUT (CSV or Parquet).
 
     Every row's result goes to the ledger; running the same command again resumes.
-    Exit codes: 0 all created or existing, 1 some rows invalid or failed (or a quota
-    stop), 2 usage or input-file error, 3 aborted on a systemic error, 130 interrupted.
+    While it runs, stderr shows its progress: a line per lane when there are few, the
+    slowest lanes when there are many. Exit codes: 0 all created or existing, 1 some rows
+    invalid or failed (or a quota stop), 2 usage or input-file error, 3 aborted on a
+    systemic error (or a lane stopped on one), 130 interrupted.
     """
     command = shlex.join(["bulk", *sys.argv[1:]])
     try:
@@ -117,9 +135,15 @@ def provision_command(input_path: Path, debug: bool, **options: Any) -> None:
         if debug:
             traceback.print_exc()
         _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
-    click.echo(render_summary(summary, command=command))
+    if as_json:
+        # ASCII JSON: whatever the input's cells hold, escaped, cannot drive a terminal.
+        click.echo(json.dumps(summary.as_record()))
+    else:
+        click.echo(render_summary(summary, command=command))
     if summary.aborted:
         click.echo(f"bulk: error: {safe(summary.aborted)}", err=True)
+    for reason in summary.stopped_lanes.values():
+        click.echo(f"bulk: error: {safe(reason)}", err=True)
     sys.exit(summary.exit_code)
 
 

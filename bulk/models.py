@@ -31,16 +31,31 @@ class Status(enum.StrEnum):
 SETTLED = frozenset({Status.CREATED, Status.EXISTS, Status.INVALID})
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Lane:
-    """One stream of calls with its own rate limit: service + profile (account) + Region."""
+    """One stream of calls with its own rate limit: service + credentials source + Region.
+
+    The credentials are the ``profile``'s (None: the default credential chain) or, with
+    ``role_arn``, those of that role, assumed from the profile's. AWS limits each account and
+    Region on its own, so every lane runs at its own limit.
+    """
 
     service: str
     region: str
     profile: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def credentials(self) -> str:
+        """Where the lane's credentials come from, as shown: ``default``, the profile, the
+        role, or ``PROFILE>ROLE``."""
+        source = self.profile or "default"
+        if self.role_arn is None:
+            return source
+        return self.role_arn if self.profile is None else f"{source}>{self.role_arn}"
 
     def __str__(self) -> str:
-        return f"{self.service}/{self.profile or 'default'}/{self.region}"
+        return f"{self.service}/{self.credentials}/{self.region}"
 
 
 @dataclass(frozen=True)
@@ -118,13 +133,14 @@ class Destination:
     """Where a run sends its calls; a ledger is bound to one target and one input file name.
 
     ``endpoint`` is ``None`` for AWS's own endpoint and ``"emulator"`` for ``--emulator``
-    (whose port changes every run).
+    (whose port changes every run). ``role_arn``: the run's ``--role-arn``.
     """
 
     service: str
     region: str
     profile: str | None = None
     endpoint: str | None = None
+    role_arn: str | None = None
 
 
 @functools.cache

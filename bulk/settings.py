@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bulk.errors import UsageError
+from bulk.input.columns import role_arn_problem
 from bulk.input.regions import RunRegion, run_region
 from bulk.models import SERVICES, redact_url
 
@@ -54,6 +55,8 @@ class Settings:
     service: str = "pinpoint-email"
     region: str | None = None
     profile: str | None = None
+    # Rows without a RoleArn cell use credentials for this role, assumed from the profile's.
+    role_arn: str | None = None
     endpoint_url: str | None = None
     ledger: Path | None = None
     rate: float = 1.0
@@ -82,6 +85,8 @@ class Settings:
         _check_range("--emulator-burst", self.emulator_burst, 1, MAX_BURST, "its bucket size")
         if self.endpoint_url is not None:
             _check_endpoint_url(self.endpoint_url)
+        if self.role_arn is not None and (problem := role_arn_problem(self.role_arn)):
+            raise UsageError(f"--role-arn {self.role_arn!r} {problem}")
 
     @property
     def known_regions_only(self) -> bool:

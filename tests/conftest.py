@@ -54,6 +54,9 @@ def _offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # A role assumed outside --emulator goes where botocore sends STS: here nowhere (the
+    # discard port refuses at once), never to AWS. A test points it at its own emulator.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,11 @@ from bulk.emulator import Emulator, EmulatorConfig
 from bulk.ledger.reader import read_records
 
 from .test_engine import tenants, write_csv
-from .torture import one_line_error, run_bulk, running_bulk, wait_for_rows
+from .torture import cli, latest_by_row, one_line_error, run_bulk, running_bulk, wait_for_rows
+
+EAST, WEST = "pinpoint-email/default/us-east-1", "pinpoint-email/default/eu-west-1"
+ALLOWED_ROLE = "arn:aws:iam::111111111111:role/bulk-provisioner"
+DENIED_ROLE = "arn:aws:iam::333333333333:role/locked"
 
 
 @pytest.fixture
@@ -229,3 +235,116 @@ class TestDryRunAfterARun:
         assert "would send 10 rows: 10 recorded earlier but not settled, 0 never sent" in (
             plan.stdout
         )
+
+
+def two_regions(tmp_path: Path) -> Path:
+    """Ten rows in each of two Regions; in each, one with a bad TlsPolicy."""
+    rows = tenants(20)
+    for index, row in enumerate(rows):
+        row["Region"] = "us-east-1" if index < 10 else "eu-west-1"
+    rows[3]["TlsPolicy"] = rows[14]["TlsPolicy"] = "SOMETIMES"
+    return write_csv(tmp_path / "t.csv", rows)
+
+
+def by_lane(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {lane["lane"]: lane for lane in summary["lanes"]}
+
+
+class TestPerLane:
+    def test_json_is_the_only_stdout_and_matches_the_ledger_lane_by_lane(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        path = two_regions(tmp_path)
+
+        result = cli("provision", path, "--endpoint-url", served.url, "--rate", "0", "--json")
+
+        assert result.exit_code == 1, result.stderr  # two invalid rows
+        summary = json.loads(result.stdout)  # nothing else on stdout
+        assert summary["exit_code"] == 1
+        latest = latest_by_row(Path(f"{path}.ledger.jsonl")).values()
+        assert summary["counts"] == {
+            "created": 18, "exists": 0, "invalid": 2, "failed": 0
+        }  # fmt: skip
+        assert Counter(r["status"] for r in latest) == {"created": 18, "invalid": 2}
+        lanes = by_lane(summary)
+        assert set(lanes) == {EAST, WEST}
+        for lane in (EAST, WEST):
+            got = {k: lanes[lane][k] for k in ("rows", "created", "invalid", "failed", "pending")}
+            assert got == {"rows": 10, "created": 9, "invalid": 1, "failed": 0, "pending": 0}
+            in_ledger = Counter(r["status"] for r in latest if r["lane"] == lane)
+            assert in_ledger == {"created": 9, "invalid": 1}
+        assert summary["stopped_lanes"] == {}
+
+    def test_the_text_summary_has_a_line_per_region(self, tmp_path: Path, served: Emulator) -> None:
+        path = two_regions(tmp_path)
+
+        result = cli("provision", path, "--endpoint-url", served.url, "--rate", "0")
+
+        assert result.exit_code == 1, result.stderr
+        lines = result.stdout.splitlines()
+        assert "lanes: 2" in lines
+        for lane in (EAST, WEST):
+            row = next(line.split() for line in lines if line.startswith(f"  {lane} "))
+            assert row[1:7] == ["10", "9", "0", "1", "0", "0"]  # rows created exists ...
+
+    def test_a_dry_run_prints_json_too_and_sends_nothing(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        path = two_regions(tmp_path)
+
+        result = cli("provision", path, "--endpoint-url", served.url, "--dry-run", "--json")
+
+        assert result.exit_code == 1, result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["dry_run"], summary["would_send"], summary["exit_code"]) == (True, 18, 1)
+        for lane in by_lane(summary).values():
+            assert (lane["invalid"], lane["pending"], lane["created"]) == (1, 9, 0)
+        assert served.stats()["calls"] == {}
+
+    def test_json_with_a_bad_input_file_prints_one_error_line_and_no_json(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        path = tmp_path / "typo.csv"
+        path.write_text("ConfigurationSetName,SendingEnabld\na,true\n")
+
+        result = cli("provision", path, "--endpoint-url", served.url, "--json")
+
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert "SendingEnabld" in one_line_error(result.stderr)
+
+    def test_a_lane_whose_role_is_refused_stops_alone_and_says_why(
+        self, tmp_path: Path, served: Emulator, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        served.configure(denied_roles=[DENIED_ROLE])
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", served.url)  # botocore's own convention
+        rows = [
+            {"ConfigurationSetName": f"t-{i}", "RoleArn": DENIED_ROLE if i % 2 else ALLOWED_ROLE}
+            for i in range(10)
+        ]
+        path = write_csv(tmp_path / "roles.csv", rows)
+        args = ("provision", path, "--endpoint-url", served.url, "--rate", "0")
+        denied, allowed = (
+            f"pinpoint-email/{role}/us-east-1" for role in (DENIED_ROLE, ALLOWED_ROLE)
+        )
+
+        result = cli(*args, "--json")
+
+        assert result.exit_code == 3, result.stderr
+        summary = json.loads(result.stdout)
+        assert summary["exit_code"] == 3
+        reason = summary["stopped_lanes"][denied]
+        assert DENIED_ROLE in reason and "AccessDenied" in reason
+        lanes = by_lane(summary)
+        assert (lanes[denied]["created"], lanes[denied]["pending"]) == (0, 5)
+        assert lanes[denied]["stopped"] == reason
+        assert (lanes[allowed]["created"], lanes[allowed]["pending"]) == (5, 0)
+        assert lanes[allowed]["stopped"] is None
+        assert f"bulk: error: {reason}" in result.stderr.splitlines()
+
+        again = cli(*args)  # the text summary names the lane and why, advice included
+
+        assert again.exit_code == 3, again.stderr
+        lines = again.stdout.splitlines()
+        stopped = lines.index("stopped: 1 lane; their rows stay pending:")
+        assert lines[stopped + 1] == f"  {reason}"

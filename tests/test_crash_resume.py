@@ -327,6 +327,9 @@ class TestTornLine:
         assert latest[torn["row"]]["status"] == "exists"
 
 
+OTHER_ROLE = "arn:aws:iam::111122223333:role/Other"
+
+
 class TestForeignLedger:
     @pytest.mark.parametrize(
         ("change", "expect"),
@@ -335,10 +338,16 @@ class TestForeignLedger:
             ("service", "belongs to another service: 'pinpoint-email' in the ledger, 'sesv2'"),
             ("region", "belongs to another region: 'us-east-1' in the ledger, 'eu-west-1'"),
             ("endpoint", "belongs to another endpoint"),
+            ("role", f"belongs to another role: none in the ledger, {OTHER_ROLE!r} for this run"),
         ],
     )
     def test_a_ledger_of_another_input_or_target_is_refused(
-        self, tmp_path: Path, threaded_emulator: ThreadedEmulator, change: str, expect: str
+        self,
+        tmp_path: Path,
+        threaded_emulator: ThreadedEmulator,
+        monkeypatch: pytest.MonkeyPatch,
+        change: str,
+        expect: str,
     ) -> None:
         tenants = tenants_file(tmp_path / "t.csv", 20, bad_every=5)
         ledger = tenants.ledger
@@ -356,6 +365,9 @@ class TestForeignLedger:
                 args += ["--service", "sesv2"]
             elif change == "region":
                 args += ["--region", "eu-west-1"]
+            elif change == "role":
+                monkeypatch.setenv("AWS_ENDPOINT_URL_STS", emu.url)
+                args += ["--role-arn", OTHER_ROLE]
             else:
                 args[3] = emu.url.replace("127.0.0.1", "localhost")
 

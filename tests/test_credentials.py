@@ -46,7 +46,7 @@ from botocore.exceptions import (
     UnknownCredentialError,
 )
 
-from bulk.engine import target as target_module
+from bulk.engine import sessions as sessions_module
 from bulk.engine.credentials import CREDENTIAL_ERRORS
 
 from .torture import cli, latest_by_row, one_line_error, run_bulk
@@ -98,7 +98,7 @@ def credentials_from(monkeypatch: pytest.MonkeyPatch) -> Callable[[FailingCreden
                 super().__init__(*args, **kwargs)
                 self.register_component("credential_provider", AioCredentialResolver([provider]))
 
-        monkeypatch.setattr(target_module, "AioSession", StubbedSession)
+        monkeypatch.setattr(sessions_module, "AioSession", StubbedSession)
 
     return install
 

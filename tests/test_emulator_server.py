@@ -360,4 +360,4 @@ class TestHelp:
         for command in ("provision", "emulate"):
             text = " ".join(cli(command, "--help").stdout.split())
             if "lane" in text:
-                assert "a lane is one service, account (profile) and Region" in text
+                assert "a lane is one service, account (profile or role) and Region" in text

@@ -228,6 +228,106 @@ class TestLimits:
         assert statuses == {"created": 20, "failed": 1}
 
 
+class TestLanesByRole:
+    """Rows name their account by a ``RoleArn`` cell; each role is assumed once (STS on the
+    emulator), its lanes' sets land in its account, and a role that cannot be assumed stops
+    its own lanes only."""
+
+    async def test_rows_land_in_their_roles_accounts_and_a_denied_role_stops_alone(
+        self, tmp_path: Path, emulator_factory: EmulatorFactory
+    ) -> None:
+        accounts = ("111100001111", "222200002222", "333300003333")
+        roles = [f"arn:aws:iam::{account}:role/Provisioner" for account in accounts]
+        regions = ("us-east-1", "eu-west-1")
+        rows = [
+            {
+                "ConfigurationSetName": f"t-{i:03d}",
+                "RoleArn": roles[i % 3],
+                "Region": regions[(i // 3) % 2],
+            }
+            for i in range(60)
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+        config = EmulatorConfig(rate=0, denied_roles=frozenset({roles[2]}))
+        async with emulator_factory(config) as emu:
+            summary = await provision(path, settings(emu, service="sesv2"))
+            stats = emu.stats()
+            placed = {
+                (account, region): emu.state.names((account, region))
+                for account in accounts
+                for region in regions
+            }
+
+        denied_lanes = [f"sesv2/{roles[2]}/{region}" for region in regions]
+        assert summary.exit_code == 3
+        assert sorted(summary.stopped_lanes) == sorted(denied_lanes)
+        for reason in summary.stopped_lanes.values():
+            assert f"cannot assume role {roles[2]}" in reason and "AccessDenied" in reason
+        assert (summary.counts["created"], summary.pending) == (40, 20)
+        assert stats["assume_role"] == {arn: 1 for arn in roles}, "one AssumeRole per role"
+        for i, row in enumerate(rows):
+            where = (accounts[i % 3], row["Region"])
+            assert (row["ConfigurationSetName"] in placed[where]) is (i % 3 != 2)
+        recorded = latest_by_name(tmp_path / "t.csv.ledger.jsonl")
+        assert len(recorded) == 40, "the denied role's rows stay pending, unrecorded"
+        assert {r["lane"] for r in recorded.values()} == {
+            f"sesv2/{arn}/{region}" for arn in roles[:2] for region in regions
+        }
+
+    async def test_many_roles_are_each_assumed_once_and_every_lane_sends(
+        self, tmp_path: Path, emulator: Emulator
+    ) -> None:
+        accounts = [f"{500000000000 + i}" for i in range(40)]
+        regions = ("us-east-1", "eu-west-1")
+        rows = [
+            {
+                "ConfigurationSetName": f"t-{n:03d}",
+                "RoleArn": f"arn:aws:iam::{account}:role/Provisioner",
+                "Region": region,
+            }
+            for n, (account, region) in enumerate(
+                (account, region) for account in accounts for region in regions for _ in range(2)
+            )
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+
+        summary = await provision(path, settings(emulator, service="sesv2", concurrency=64))
+        stats = emulator.stats()
+
+        assert (summary.exit_code, summary.counts["created"]) == (0, 160)
+        assert stats["assume_role"] == {
+            f"arn:aws:iam::{account}:role/Provisioner": 1 for account in accounts
+        }
+        created = {scope: c["created"] for scope, c in stats["by_scope"].items() if c["created"]}
+        assert created == {f"{a}/{r}": 2 for a in accounts for r in regions}, (
+            "each lane's sets in its role's account and Region, none in the run's own"
+        )
+
+    async def test_role_arn_setting_is_the_lane_of_rows_without_a_cell(
+        self, tmp_path: Path, emulator: Emulator
+    ) -> None:
+        role = "arn:aws:iam::444455556666:role/Provisioner"
+        rows = tenants(4)
+        rows[3]["RoleArn"] = "arn:aws:iam::777788889999:role/Other"
+        rows[2]["RoleArn"] = "arn:aws:iam::12345:role/TooShort"
+        path = write_csv(tmp_path / "t.csv", rows)
+
+        summary = await provision(path, settings(emulator, role_arn=role))
+
+        assert emulator.state.names(("444455556666", "us-east-1")) == [
+            "tenant-00000",
+            "tenant-00001",
+        ]
+        assert emulator.state.names(("777788889999", "us-east-1")) == ["tenant-00003"]
+        invalid = latest_by_name(tmp_path / "t.csv.ledger.jsonl")["tenant-00002"]
+        assert invalid["status"] == "invalid" and invalid["code"] == "InvalidRoleArn"
+        assert (
+            "column RoleArn: 'arn:aws:iam::12345:role/TooShort' is not an IAM role ARN"
+            in (invalid["message"])
+        )
+        assert summary.exit_code == 1
+
+
 class TestLibraryEmulator:
     async def test_settings_emulator_starts_the_embedded_emulator(self, tmp_path: Path) -> None:
         """``Settings(emulator=True)`` from Python runs against the emulator, as --emulator

@@ -87,6 +87,19 @@ class TestRoundTrip:
             assert ledger.index.learned_rate(str(OTHER_LANE)) == 2.5
             assert ledger.index.learned_rate(Lane("sesv2", "us-east-1")) is None
 
+    def test_each_operation_keeps_its_own_learned_rate(self, path: Path) -> None:
+        with open_ledger(path) as ledger:
+            ledger.append_rate(LANE, 0.9)
+            ledger.append_rate(LANE, 4.5, "ListConfigurationSets")
+            ledger.append_rate(OTHER_LANE, 2.0, "CreateTenant")
+        with open_ledger(path) as ledger:
+            index = ledger.index
+            assert index.learned_rate(LANE) == 0.9, "the create's rate, as older ledgers hold it"
+            assert index.learned_rate(LANE, "ListConfigurationSets") == 4.5
+            assert index.learned_rate(OTHER_LANE, "CreateTenant") == 2.0
+            assert index.learned_rate(OTHER_LANE) is None
+            assert index.learned_rate(LANE, "CreateTenant") is None
+
 
 class TestLookups:
     """The record a lookup answers: what the resume rules (bulk.ledger.rules) then judge."""

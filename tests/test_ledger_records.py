@@ -94,6 +94,7 @@ class TestHeader:
             "region": "eu-west-1",
             "profile": None,
             "endpoint": None,
+            "role_arn": None,
         }
         assert first["settings"] == {"rate": 1.0, "burst": 1}
         assert first["run_id"] != second["run_id"]

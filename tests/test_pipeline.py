@@ -67,7 +67,8 @@ class ScriptedTarget:
         self.calls: list[str] = []  # the name of every create, in the order they went out
         self.preflights = 0
 
-    async def create(self, request: Mapping[str, Any]) -> CallResult:
+    async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult:
+        assert operation == "CreateConfigurationSet"
         name = str(request["ConfigurationSetName"])
         answers = self._script.get(name, (CallKind.OK,))
         kind = answers[min(self.calls.count(name), len(answers) - 1)]
@@ -88,16 +89,20 @@ class ScriptedTargets:
     """The fake :class:`~bulk.engine.target.Targets`: one :class:`ScriptedTarget` per lane,
     proven by its pre-flight on first use, as :class:`~bulk.engine.target.TargetPool` does."""
 
-    def __init__(self, script: Script | None = None, **target: Any) -> None:
+    def __init__(
+        self, script: Script | None = None, *, refused: Sequence[Lane] = (), **target: Any
+    ) -> None:
         self._script = script or {}
         self._target = target
+        self._refused = set(refused)  # lanes whose pre-flight fails, as bad credentials do
         self.lanes: dict[Lane, ScriptedTarget] = {}
         self.closed = False
 
     async def get(self, lane: Lane) -> ScriptedTarget:
         target = self.lanes.get(lane)
         if target is None:
-            target = ScriptedTarget(lane, self._script, **self._target)
+            options = {**self._target, "refuse": lane in self._refused} if self._refused else {}
+            target = ScriptedTarget(lane, self._script, **(options or self._target))
             await target.preflight()
             self.lanes[lane] = target
         return target
@@ -265,7 +270,7 @@ class TestStops:
         assert (summary.counts["created"], summary.counts["failed"], summary.pending) == (6, 1, 3)
         assert summary.quota_stops == (str(LANE),)
 
-    async def test_refused_calls_abort_with_exit_3_and_the_row_pending(
+    async def test_refused_calls_stop_the_lane_with_exit_3_and_the_row_pending(
         self, tmp_path: Path
     ) -> None:
         path = names_file(tmp_path, 10)
@@ -274,22 +279,22 @@ class TestStops:
         summary = await run(path, targets)
 
         assert summary.exit_code == 3
-        assert summary.aborted is not None and "AccessDeniedException" in summary.aborted
-        assert "run the same command to resume" in summary.aborted
+        reason = summary.stopped_lanes[str(LANE)]
+        assert "AccessDeniedException" in reason and "run the same command to resume" in reason
         assert targets.calls == ["t-0", "t-1", "t-2"]
         assert set(latest(path)) == {"t-0", "t-1"}, "the refused row is left for the resume"
         assert summary.pending == 8
 
-    async def test_an_endpoint_that_never_answers_aborts_with_exit_3(self, tmp_path: Path) -> None:
+    async def test_an_endpoint_that_never_answers_stops_its_lane_with_exit_3(
+        self, tmp_path: Path
+    ) -> None:
         path = names_file(tmp_path, 4)
         targets = ScriptedTargets({"t-0": [CallKind.UNSENT]})
 
         summary = await run(path, targets, RecordedSleep(), max_attempts=2)
 
         assert summary.exit_code == 3
-        assert summary.aborted is not None and "endpoint unreachable after 2 attempts" in (
-            summary.aborted
-        )
+        assert "endpoint unreachable after 2 attempts" in summary.stopped_lanes[str(LANE)]
         assert targets.calls == ["t-0", "t-0"]
         assert summary.pending == 4 and not latest(path)
 
@@ -305,6 +310,44 @@ class TestStops:
         assert targets.calls == []
         assert not Path(f"{path}.ledger.jsonl").exists()
         assert targets.closed
+
+    async def test_a_lane_whose_credentials_fail_stops_alone(self, tmp_path: Path) -> None:
+        bad, good = Lane("pinpoint-email", "eu-west-1"), Lane("pinpoint-email", "eu-central-1")
+        rows = [
+            {"ConfigurationSetName": f"t-{i}", "Region": [REGION, bad.region, good.region][i % 3]}
+            for i in range(30)
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+        targets = ScriptedTargets(refused=[bad])
+
+        summary = await run(path, targets, concurrency=4)
+
+        assert summary.exit_code == 3
+        assert list(summary.stopped_lanes) == [str(bad)]
+        assert "refused the credentials" in summary.stopped_lanes[str(bad)]
+        assert bad not in targets.lanes, "the lane was never opened: no call left it"
+        assert sorted(targets.lanes[LANE].calls + targets.lanes[good].calls) == sorted(
+            f"t-{i}" for i in range(30) if i % 3 != 1
+        ), "every row of the other lanes was sent"
+        assert {r["status"] for r in latest(path).values()} == {"created"}
+        assert set(latest(path)) == {f"t-{i}" for i in range(30) if i % 3 != 1}
+        assert (summary.counts["created"], summary.pending) == (20, 10)
+
+    async def test_a_stopped_lane_is_sent_again_by_the_next_run(self, tmp_path: Path) -> None:
+        bad = Lane("pinpoint-email", "eu-west-1")
+        rows = [
+            {"ConfigurationSetName": f"t-{i}", "Region": [REGION, bad.region][i % 2]}
+            for i in range(10)
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+
+        first = await run(path, ScriptedTargets(refused=[bad]))
+        fixed = ScriptedTargets()
+        second = await run(path, fixed)
+
+        assert (first.exit_code, first.pending) == (3, 5)
+        assert sorted(fixed.calls) == sorted(f"t-{i}" for i in range(1, 10, 2))
+        assert (second.exit_code, second.counts["created"], second.pending) == (0, 10, 0)
 
     async def test_a_stop_mid_run_finishes_the_call_sent_and_leaves_the_rest_pending(
         self, tmp_path: Path

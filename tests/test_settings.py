@@ -168,3 +168,33 @@ class TestCommandLine:
         assert "--emulator-rate nan" in one_line_error(result.stderr)
         assert result.stdout == ""
         assert no_ledger(tenants)
+
+
+class TestRoleArn:
+    @pytest.mark.parametrize(
+        "arn",
+        [
+            "arn:aws:iam::123456789012:role/Deploy",
+            "arn:aws-cn:iam::123456789012:role/path/to/Deploy",
+            "arn:aws-us-gov:iam::123456789012:role/Name+=,.@-_",
+        ],
+    )
+    def test_a_role_arn_is_kept(self, arn: str) -> None:
+        assert Settings(role_arn=arn).role_arn == arn
+
+    @pytest.mark.parametrize(
+        "arn",
+        [
+            "Deploy",
+            "arn:aws:iam::12345:role/Deploy",
+            "arn:aws:iam::123456789012:user/Deploy",
+            "arn:aws:sts::123456789012:assumed-role/Deploy/s",
+            "arn:aws:iam::123456789012:role/",
+        ],
+    )
+    def test_anything_else_is_a_usage_error_naming_it(self, arn: str) -> None:
+        with pytest.raises(UsageError) as caught:
+            Settings(role_arn=arn)
+        assert str(caught.value) == (
+            f"--role-arn {arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )

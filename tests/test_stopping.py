@@ -9,19 +9,21 @@ import pytest
 
 from bulk.engine.limiter import AdaptiveLimiter
 from bulk.engine.stopping import Halt, LaneState, RunControl
+from bulk.engine.target import CREATE
 from bulk.errors import LedgerWriteError, TargetError
 from bulk.models import Lane
 
 
 def slow_lane(region: str = "us-east-1") -> LaneState:
     """A lane at 1 call/s whose first token is already taken: the next call waits a second."""
-    return LaneState(Lane("sesv2", region), AdaptiveLimiter(1, 1, adaptive=False))
+    limiter = AdaptiveLimiter(1, 1, adaptive=False)
+    return LaneState(Lane("sesv2", region), lambda operation: limiter)
 
 
 async def outcome(control: RunControl, lane: LaneState, log: dict[str, str], key: str) -> None:
     """Take a token for one call of ``lane``; note in ``log`` whether it may go out."""
     try:
-        await control.acquire(lane)
+        await control.acquire(lane, CREATE)
     except Halt:
         log[key] = "halted"
     else:
@@ -33,12 +35,12 @@ class TestRunControl:
         control, lane = RunControl(), slow_lane()
         control.stop(interrupted=True)
         with pytest.raises(Halt):
-            await control.acquire(lane)
-        assert lane.limiter.statistics().acquired == 0
+            await control.acquire(lane, CREATE)
+        assert lane.limiter(CREATE).statistics().acquired == 0
 
     async def test_a_stop_halts_a_call_waiting_for_its_token(self) -> None:
         control, lane = RunControl(), slow_lane()
-        await control.acquire(lane)
+        await control.acquire(lane, CREATE)
         log: dict[str, str] = {}
         start = time.monotonic()
         async with anyio.create_task_group() as tg:
@@ -47,13 +49,13 @@ class TestRunControl:
             control.stop(interrupted=True)
         assert log == {"waiting": "halted"}
         assert time.monotonic() - start < 0.5, "the wait was not cut short"
-        assert lane.limiter.statistics().acquired == 1
+        assert lane.limiter(CREATE).statistics().acquired == 1
         assert not control.waiting and not lane.waiting
 
     async def test_a_quota_stop_halts_only_its_own_lanes_calls(self) -> None:
         control = RunControl()
         full, other = slow_lane("us-east-1"), slow_lane("eu-west-1")
-        await control.acquire(full)
+        await control.acquire(full, CREATE)
         log: dict[str, str] = {}
         start = time.monotonic()
         with anyio.fail_after(5):
@@ -66,7 +68,7 @@ class TestRunControl:
         assert time.monotonic() - start < 0.5, "the wait was not cut short"
         assert not control.stopping.is_set()
         with pytest.raises(Halt):
-            await control.acquire(full)
+            await control.acquire(full, CREATE)
 
     async def test_a_stop_cuts_a_retrys_backoff_short(self) -> None:
         control = RunControl()

@@ -21,7 +21,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from bulk.engine.target import CallKind, ClientSettings, TargetPool, classify_exception
+from bulk.engine.target import CREATE, CallKind, ClientSettings, TargetPool, classify_exception
 from bulk.models import Lane
 
 from .torture import cli, latest_by_row, one_line_error
@@ -161,7 +161,7 @@ class TestClient:
         try:
             async with TargetPool(ClientSettings(endpoint_url=f"http://127.0.0.1:{port}")) as pool:
                 target = await pool.get(Lane("sesv2", "us-east-1", None))
-                result = await target.create({"ConfigurationSetName": "tenant-1"})
+                result = await target.call(CREATE, {"ConfigurationSetName": "tenant-1"})
         finally:
             await runner.cleanup()
         assert result.kind is CallKind.OK

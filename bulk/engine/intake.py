@@ -31,7 +31,7 @@ import polars as pl
 import polars_hash as plh
 
 from bulk.engine.summary import RunStats
-from bulk.input.columns import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN
+from bulk.input.columns import NAME_COLUMN, PROFILE_COLUMN, REGION_COLUMN, ROLE_COLUMN
 from bulk.input.validate import Validator
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.records import Prior
@@ -103,6 +103,7 @@ class Intake:
         self._name_at = 1 + self._columns.index(NAME_COLUMN)
         self._region_at = self._where(REGION_COLUMN)
         self._profile_at = self._where(PROFILE_COLUMN)
+        self._role_at = self._where(ROLE_COLUMN)
 
     def take(self, frame: pl.DataFrame) -> Batch:
         """Decide every row of ``frame`` (a ``Source.frames`` batch), in file order."""
@@ -130,6 +131,7 @@ class Intake:
         names = frame.to_series(self._name_at).to_list()
         regions = self._cells(frame, self._region_at)
         profiles = self._cells(frame, self._profile_at)
+        roles = self._cells(frame, self._role_at)
         status_of = statuses.to_list()
         prints = fingerprints.to_list()
         unknown = statuses.is_null()
@@ -143,6 +145,7 @@ class Intake:
                     numbers[start:stop],
                     None if regions is None else regions[start:stop],
                     None if profiles is None else profiles[start:stop],
+                    None if roles is None else roles[start:stop],
                     unique=True,  # each matches the latest record of its name: see claim_many
                 )
                 tally = Counter(status_of[start:stop])

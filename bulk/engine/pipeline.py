@@ -10,10 +10,12 @@
 
 Invariants:
 - every row of the input ends this run in exactly one of: skipped (settled earlier), recorded
-  (one ledger record), or pending (not sent: interrupt, quota stop, abort);
-- every attempt, first or retry, takes a token from its lane's limiter, and only then one of
-  the run's ``concurrency`` call slots: a lane waiting on its limit holds none, so it never
-  holds up another lane;
+  (one ledger record), or pending (not sent: interrupt, quota stop, its lane stopped, abort);
+- every attempt, first or retry, takes a token from its lane's limiter for the operation, and
+  only then one of the run's ``concurrency`` call slots: a lane waiting on its limit holds
+  none, so it never holds up another lane;
+- a lane whose calls cannot succeed (credentials, permissions, an endpoint that does not
+  answer) stops alone: its rows stay pending, the other lanes go on, and the run exits 3;
 - only the writer task appends to the ledger, so records are never interleaved (housekeeping
   tasks fsync it and save its resume index at intervals, which the ledger allows beside
   appends).
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -42,6 +45,7 @@ from bulk.engine.retry import RetryPolicy
 from bulk.engine.stopping import Halt, LaneState, RunControl
 from bulk.engine.summary import RunStats, Summary
 from bulk.engine.target import (
+    CREATE,
     MAYBE_DONE,
     CallKind,
     CallResult,
@@ -50,7 +54,7 @@ from bulk.engine.target import (
     Targets,
 )
 from bulk.errors import BulkError, LedgerWriteError, TargetError, sole_exception
-from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN
+from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN, ROLE_COLUMN, ROUTING_COLUMNS
 from bulk.input.regions import RunRegion
 from bulk.input.source import open_source, tally_rows
 from bulk.input.validate import Validator
@@ -122,7 +126,11 @@ class Engine:
         s = self.settings
         endpoint = "emulator" if s.emulator else s.endpoint_url
         return Destination(
-            service=s.service, region=s.region or "", profile=s.profile, endpoint=endpoint
+            service=s.service,
+            region=s.region or "",
+            profile=s.profile,
+            endpoint=endpoint,
+            role_arn=s.role_arn,
         )
 
     async def run(self) -> Summary:
@@ -142,12 +150,13 @@ class Engine:
         s = self.settings
         Ledger.check_path(s.ledger_path(self.input_path), self.input_path)
         source = open_source(self.input_path, service=s.service)
-        routing = tuple(c for c in (REGION_COLUMN, PROFILE_COLUMN) if c in source.columns)
+        routing = tuple(c for c in ROUTING_COLUMNS if c in source.columns)
         total = await anyio.to_thread.run_sync(source.count, routing)
         validator = Validator(
             s.service,
             region=s.region,
             profile=s.profile,
+            role_arn=s.role_arn,
             expected_rows=total,
             known_only=s.known_regions_only,
             columns=source.columns,
@@ -156,20 +165,24 @@ class Engine:
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
         stats.current_rate = self._current_rate
         stats.lanes = lambda: [str(lane) for lane in self._lanes]
+        stats.lane_rates = self._lane_rates
         # Shown before the first call: the run's Region and where it came from, and the
         # endpoint when it is not AWS's (without any password the URL carries).
         where = [f"Region {self._run_region}"]
+        if s.role_arn:
+            where.append(f"role {s.role_arn}")
         if s.emulator and s.endpoint_url:
             where.append(f"emulator at {s.endpoint_url}")
         elif s.endpoint_url:
             where.append(f"endpoint {redact_url(s.endpoint_url)}")
         stats.where = " · ".join(where)
         async with self._open_targets() as pool:
-            if pool is not None and s.region is not None:
-                # Credentials and endpoint are proven before the first row is read, and
-                # before the ledger is touched: a run that cannot start leaves no trace.
-                # (Without a run Region each lane is proven before its first row.)
-                await pool.get(Lane(s.service, s.region, s.profile))
+            if pool is not None and s.region is not None and not routing:
+                # Every row is in the run's lane: its credentials and endpoint are proven
+                # before the first row is read, and before the ledger is touched, so a run
+                # that cannot start leaves no trace. (Rows routed by their cells: each lane
+                # is proven before its first row, and one that fails stops alone.)
+                await pool.get(validator.default_lane)
             with Ledger.open(
                 ledger_path,
                 input_name=self.input_path.name,
@@ -183,6 +196,7 @@ class Engine:
                 intake = Intake(source.columns, validator, ledger.index, stats)
                 lanes = _LaneCounter(validator, routing)
                 expected = lanes.count(source.tallied) if routing else {}
+                stats.lane_totals = {str(lane): rows for lane, rows in expected.items()}
                 await self._pipeline(source.frames(), intake, lanes, expected, ledger, pool, stats)
                 summary = self._finish(ledger, stats)
         if isinstance(self.control.abort, LedgerWriteError):
@@ -195,9 +209,10 @@ class Engine:
             self.control.abort, LedgerWriteError
         )
         for state in self._lanes.values():
-            stats.rates[str(state.lane)] = state.limiter.rate
-            if writable and state.limiter.rate is not None:
-                ledger.append_rate(state.lane, state.limiter.rate)
+            create = state.limiters.get(CREATE)  # None: the lane never sent
+            stats.rates[str(state.lane)] = None if create is None else create.rate
+            if writable:
+                _record_rates(ledger, state)
         summary = stats.summary(
             interrupted=self.control.interrupted,
             aborted=str(self.control.abort) if self.control.abort else None,
@@ -222,30 +237,50 @@ class Engine:
                     timeout=s.timeout,
                     pool_size=max(s.concurrency, 10),
                     static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
+                    # The embedded emulator answers STS too; else botocore's conventions.
+                    sts_endpoint_url=s.endpoint_url if s.emulator else None,
                 )
             )
         async with contextlib.aclosing(targets):
             yield None if s.dry_run else targets
 
     def _current_rate(self) -> float | None:
-        """The sum of the lanes' current rates (None while any lane is unlimited)."""
-        rates = [state.limiter.rate for state in self._lanes.values()]
+        """The sum of the sending lanes' create rates (None while any lane is unlimited)."""
+        sending = [state for state in self._lanes.values() if not state.stopped]
+        rates = [state.limiters[CREATE].rate for state in sending if CREATE in state.limiters]
         if not rates or any(rate is None for rate in rates):
             return None
         return sum(rate for rate in rates if rate is not None)
+
+    def _lane_rates(self) -> dict[str, float | None]:
+        """Each lane's current create rate (None: unlimited, or the lane stopped)."""
+        return {
+            str(lane): state.limiters[CREATE].rate
+            if CREATE in state.limiters and not state.stopped
+            else None
+            for lane, state in self._lanes.items()
+        }
 
     def _lane(self, lane: Lane, ledger: Ledger) -> LaneState:
         state = self._lanes.get(lane)
         if state is None:
             s = self.settings
-            limiter = AdaptiveLimiter(
-                s.rate or None,
-                s.burst,
-                initial_rate=ledger.index.learned_rate(lane),
-                adaptive=s.adaptive,
-            )
-            state = self._lanes[lane] = LaneState(lane, limiter)
+
+            def new_limiter(operation: str) -> AdaptiveLimiter:
+                learned = ledger.index.learned_rate(
+                    lane, None if operation == CREATE else operation
+                )
+                return AdaptiveLimiter(
+                    s.rate or None, s.burst, initial_rate=learned, adaptive=s.adaptive
+                )
+
+            state = self._lanes[lane] = LaneState(lane, new_limiter)
         return state
+
+    def _fail_lane(self, lane: LaneState, error: TargetError) -> None:
+        """Stop ``lane`` alone, saying why once; its rows stay pending, other lanes go on."""
+        if lane.fail(str(error)):
+            self._stats.note_lane_stopped(str(lane.lane), str(error))
 
     async def _pipeline(
         self,
@@ -355,6 +390,8 @@ class Engine:
             batch, read = taken
             for status, count in batch.skipped.items():
                 stats.note_skip(status, count)
+            if read:
+                _note_lane_skips(stats, batch, read)
             for item in batch.items:
                 if self.control.stopping.is_set():
                     return
@@ -380,40 +417,48 @@ class Engine:
         on its limit holds no slot another lane could use.
         """
         under_way = anyio.Semaphore(self.settings.concurrency)
+        lane = self._lane(queue.lane, ledger)
         async with out_send, anyio.create_task_group() as tg:
             while True:
                 item = await queue.get()
                 if item is None or self.control.stopping.is_set() or pool is None:
                     return
+                if lane.failed is not None:
+                    continue  # the lane stopped: its rows stay pending (the reader goes on)
                 await under_way.acquire()
-                tg.start_soon(self._send_row, item, under_way, out_send, ledger, pool)
+                tg.start_soon(self._send_row, item, lane, under_way, out_send, ledger, pool)
 
     async def _send_row(
         self,
         item: Send,
+        lane: LaneState,
         under_way: anyio.Semaphore,
         out_send: MemoryObjectSendStream[Outcome],
         ledger: Ledger,
         pool: Targets,
     ) -> None:
         try:
-            if self.control.stopping.is_set():
+            if self.control.stopping.is_set() or lane.stopped:
                 return
             try:
-                outcome = await self._send(item, ledger, pool)
+                outcome = await self._send(item, lane, pool)
             except TargetError as exc:
-                self.control.stop(abort=exc)
+                self._fail_lane(lane, exc)
                 return
             if outcome is not None:
                 await _put(out_send, outcome)
         finally:
             under_way.release()
 
-    async def _send(self, item: Send, ledger: Ledger, pool: Targets) -> Outcome | None:
-        """Send one row with retries; ``None`` leaves it pending for the next run."""
+    async def _send(self, item: Send, lane: LaneState, pool: Targets) -> Outcome | None:
+        """Send one row with retries; ``None`` leaves it pending for the next run.
+
+        Raises :class:`TargetError` when the row's lane cannot be used.
+        """
         row = item.row
         target = await pool.get(row.lane)
-        lane = self._lane(row.lane, ledger)
+        limiter = lane.limiter(CREATE)
+        lane_name = str(row.lane)
         ambiguous = carries_ambiguity(item.prior)
         attempts = 0
         last: CallResult | None = None
@@ -421,19 +466,19 @@ class Engine:
 
         async def attempt() -> CallResult:
             nonlocal attempts, ambiguous, last
-            await self.control.acquire(lane)
+            await self.control.acquire(lane, CREATE)
             attempts += 1
             async with self._calls:
                 stats.in_flight += 1
                 try:
-                    result = await target.create(row.request)
+                    result = await target.call(CREATE, row.request)
                 finally:
                     stats.in_flight -= 1
-            stats.note_attempt(result, retry=attempts > 1)
+            stats.note_attempt(result, retry=attempts > 1, lane=lane_name)
             if result.kind is CallKind.THROTTLED:
-                lane.limiter.on_throttle()
+                limiter.on_throttle()
             else:
-                lane.limiter.on_success()
+                limiter.on_success()
             ambiguous = ambiguous or result.kind in MAYBE_DONE
             last = result
             return result
@@ -441,7 +486,7 @@ class Engine:
         try:
             result = await self._policy.run(
                 attempt,
-                should_stop=lambda: self.control.stopping.is_set() or lane.quota_stopped,
+                should_stop=lambda: self.control.stopping.is_set() or lane.stopped,
                 sleep=lambda seconds: self.control.backoff(seconds, self._retry_sleep),
             )
         except Halt:
@@ -460,7 +505,7 @@ class Engine:
         if verdict.quota and lane.stop_quota():
             self._quota_stops.append(str(lane.lane))
         if verdict.abort is not None:
-            self.control.stop(abort=verdict.abort)
+            self._fail_lane(lane, verdict.abort)
         return verdict.outcome
 
     async def _writer(
@@ -495,8 +540,28 @@ class Engine:
                 if now - last_rate >= _RATE_RECORD_INTERVAL:
                     last_rate = now
                     for state in self._lanes.values():
-                        if state.limiter.rate is not None:
-                            ledger.append_rate(state.lane, state.limiter.rate)
+                        _record_rates(ledger, state)
+
+
+def _note_lane_skips(stats: RunStats, batch: Batch, read: Mapping[Lane, int]) -> None:
+    """Per lane, the rows of ``batch`` that earlier runs settled: those read and not decided
+    now (a restated record is such a row, said again)."""
+    decided: Counter[Lane] = Counter(
+        item.row.lane if isinstance(item, Send) else item.lane
+        for item in batch.items
+        if isinstance(item, Send) or not item.restated
+    )
+    for lane, count in read.items():
+        skipped = count - decided[lane]
+        if skipped > 0:
+            stats.note_lane_skipped(str(lane), skipped)
+
+
+def _record_rates(ledger: Ledger, lane: LaneState) -> None:
+    """Record each of the lane's learned rates, so that a resumed run starts there."""
+    for operation, limiter in lane.limiters.items():
+        if limiter.rate is not None:
+            ledger.append_rate(lane.lane, limiter.rate, None if operation == CREATE else operation)
 
 
 async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:
@@ -520,7 +585,8 @@ async def _put(stream: MemoryObjectSendStream[_T], item: _T) -> None:
 
 
 class _LaneCounter:
-    """Rows per lane, from rows per combination of the routing cells (Region, Profile)."""
+    """Rows per lane, from rows per combination of the routing cells (Region, Profile,
+    RoleArn)."""
 
     def __init__(self, validator: Validator, routing: tuple[str, ...]) -> None:
         self.routing = routing
@@ -534,7 +600,7 @@ class _LaneCounter:
             if lane is _UNKNOWN:
                 values = dict(zip(self.routing, cells, strict=True))
                 lane = self._lanes[cells] = self._validator.lane_of(
-                    values.get(REGION_COLUMN), values.get(PROFILE_COLUMN)
+                    values.get(REGION_COLUMN), values.get(PROFILE_COLUMN), values.get(ROLE_COLUMN)
                 )
             if isinstance(lane, Lane):
                 counts[lane] = counts.get(lane, 0) + rows

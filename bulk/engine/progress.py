@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import IO
 
 import anyio
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from bulk.engine.summary import RunStats, Summary
+from bulk.engine.summary import LaneProgress, LaneSummary, RunStats, Summary
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Up to this many lanes the live display has a line for each; past it, the slowest few.
+FEW_LANES = 8
+SLOWEST_LANES = 5
+_REASON_CHARS = 80  # of a stop reason in the live display (the summary says it whole)
+# Without a terminal the lanes' lines go out with every this many status lines (a minute at
+# the default 5 s), and at once when a lane stops: hours of a run stay readable in a log.
+_PLAIN_LANES_EVERY = 12
+# The end summary's per-lane table: the most troubled lanes, then how many more.
+SUMMARY_LANES = 10
 
 
 def safe(text: str) -> str:
@@ -63,8 +74,14 @@ def _eta(remaining: int, speed: float) -> str:
         return "0s"
     if speed <= 0:
         return "?"
-    seconds = int(remaining / speed)
-    hours, rest = divmod(seconds, 3600)
+    return _duration(remaining / speed)
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as 1h05m, 4m09s or 12s; "?" when never (inf)."""
+    if math.isinf(seconds):
+        return "?"
+    hours, rest = divmod(int(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     return (
         f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
@@ -111,11 +128,80 @@ def where_line(stats: RunStats, *, origin: bool = True) -> str:
     return f"{where} · {stats.where}" if origin and stats.where else where
 
 
+def lane_lines(stats: RunStats) -> list[str]:
+    """A line per lane when there are few, else the slowest few and how many more.
+
+    None for a dry run (it sends nothing) or a run with one lane still going (the overall
+    line says it all). Stopped lanes come first, then those furthest from done at their
+    rate. O(lanes) per call.
+    """
+    if stats.dry_run:
+        return []
+    lanes = stats.lane_progress()
+    if len(lanes) < 2 and not stats.stopped_lanes:
+        return []
+    shown = lanes if len(lanes) <= FEW_LANES else heapq.nlargest(SLOWEST_LANES, lanes, key=_lag)
+    width = max(len(lane.lane) for lane in shown)
+    lines = [_lane_line(lane, width, stopping=stats.stopping) for lane in shown]
+    if hidden := len(lanes) - len(shown):
+        stopped = len(stats.stopped_lanes) - sum(lane.stopped is not None for lane in shown)
+        lines.append(
+            f"… {hidden} more lanes" + (f" ({stopped} of them stopped)" if stopped else "")
+        )
+    return lines
+
+
+def _lag(lane: LaneProgress) -> tuple[bool, float, int]:
+    """How far behind a lane is: stopped first, then time left, then rows left."""
+    return (lane.stopped is not None, lane.time_left, lane.left or 0)
+
+
+def _lane_line(lane: LaneProgress, width: int, *, stopping: bool) -> str:
+    """``lane``: rows done/total, its rate and ETA, or why it stopped."""
+    name = lane.lane.ljust(width)
+    if lane.total is None:
+        rows = f"{lane.done} rows"
+    else:
+        # Earlier runs settled rows whose lane is unknown: at least this many are done.
+        rows = f"{'≥' if lane.left_is_bound else ''}{lane.done}/{lane.total} rows"
+    if lane.stopped is not None:
+        return f"  {name}  {rows} · stopped: {_short_reason(lane.stopped, lane.lane)}"
+    if lane.left == 0:
+        return f"  {name}  {rows} · done"
+    if not lane.started:
+        return f"  {name}  {rows} · waiting"
+    rate = "unlimited" if lane.rate is None else f"{lane.rate:.2f} req/s"
+    if stopping:  # no new call starts: an ETA would only freeze
+        return f"  {name}  {rows} · {rate}"
+    eta = _duration(lane.time_left)
+    return f"  {name}  {rows} · {rate} · ETA {'≤' if lane.left_is_bound else ''}{eta}"
+
+
+def _short_reason(reason: str, lane: str) -> str:
+    """A stop reason for one line: without the lane it names nor the advice after "; "."""
+    text = reason.removeprefix(f"{lane}: ").split("; ")[0]
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+
+
+class _Lines:
+    """Lines whose number changes between refreshes (an empty Text would show a blank line).
+
+    The refresh loop replaces ``lines`` whole; rich's refresh thread only reads it.
+    """
+
+    def __init__(self) -> None:
+        self.lines: tuple[Text, ...] = ()
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.lines
+
+
 class Display:
     """Live progress: a rich bar on a terminal, a plain line every few seconds otherwise.
 
     A *lane* is one service, AWS account (profile) and Region: each has its own limit, and
-    the display names the lanes the run sends to.
+    the display names the lanes the run sends to, with a line for each when there are few
+    (see :func:`lane_lines`).
     """
 
     def __init__(self, stream: IO[str] | None = None, *, plain_interval: float = 5.0) -> None:
@@ -141,6 +227,8 @@ class Display:
 
     async def _run_plain(self, stats: RunStats) -> None:
         shown = 0  # lanes named so far: the where line is printed again when one is added
+        stopped = 0  # lanes stopped so far: the lanes' lines are printed at once on a stop
+        since_lanes = _PLAIN_LANES_EVERY  # status lines since the lanes' lines were printed
         while True:
             await anyio.sleep(self._plain_interval)
             lanes = len(stats.lanes())
@@ -151,6 +239,13 @@ class Display:
                 print(f"bulk: {safe(line)}", file=self._stream, flush=True)
             speed = self._speed.update(stats.done - stats.skipped)
             print(f"bulk: {safe(status_line(stats, speed))}", file=self._stream, flush=True)
+            since_lanes += 1
+            if since_lanes < _PLAIN_LANES_EVERY and len(stats.stopped_lanes) == stopped:
+                continue
+            if lines := lane_lines(stats):
+                since_lanes, stopped = 0, len(stats.stopped_lanes)
+                text = "\n".join(f"bulk: {safe(line)}" for line in lines)
+                print(text, file=self._stream, flush=True)
 
     async def _run_rich(self, stats: RunStats) -> None:
         bar = Progress(
@@ -163,14 +258,20 @@ class Display:
         task = bar.add_task("rows", total=stats.total, line="")
         counts = Text()
         where = Text()
+        lanes = _Lines()
         speed = 0.0
 
         def refresh() -> None:
             bar.update(task, completed=stats.done, line=speed_line(stats, speed))
             counts.plain = safe(counts_line(stats))
             where.plain = safe(where_line(stats))
+            # A line that does not fit is cut, not wrapped: the display keeps its height.
+            lanes.lines = tuple(
+                Text(safe(line), no_wrap=True, overflow="ellipsis") for line in lane_lines(stats)
+            )
 
-        with Live(Group(bar, counts, where), console=self._console, refresh_per_second=4):
+        view = Group(bar, counts, where, lanes)
+        with Live(view, console=self._console, refresh_per_second=4):
             try:
                 while True:
                     speed = self._speed.update(stats.done - stats.skipped)
@@ -230,8 +331,10 @@ def render_summary(summary: Summary, *, command: str) -> str:
             f"{summary.attempts} calls · {summary.retries} retries · {summary.throttled} 429s · "
             f"latency p50 {p50} p95 {p95}"
         )
-        if rates:
+        if rates and len(summary.lanes) < 2:  # with more, the lanes' table says each
             lines.append(f"rate: {rates}")
+    if len(summary.lanes) > 1:
+        lines.extend(lane_table(summary.lanes, dry_run=summary.dry_run))
     if summary.drift:
         examples = ", ".join(safe(e) for e in summary.drift_examples)
         lines.append(
@@ -243,10 +346,89 @@ def render_summary(summary: Summary, *, command: str) -> str:
             f"quota: {lane} has no room for more configuration sets (LimitExceeded); "
             "raise the quota, then run the same command to resume"
         )
+    lines.extend(_stopped_lines(summary.stopped_lanes))
     lines.append(f"ledger: {summary.ledger}")
     lines.append(_next_step(summary, command))
     # The ledger's path and the command hold the input's file name, which may hold anything.
     return "\n".join(safe(line) for line in lines)
+
+
+def lane_table(lanes: Sequence[LaneSummary], *, dry_run: bool = False) -> list[str]:
+    """Each lane's counts, pending rows, rows/s, last rate and 429s, a line each; past
+    :data:`SUMMARY_LANES` lanes, the most troubled ones and how many more."""
+    shown = list(lanes)
+    if len(lanes) > SUMMARY_LANES:
+        shown = heapq.nlargest(SUMMARY_LANES, lanes, key=_trouble)
+    header = ["lane", "rows", "created", "exists", "invalid", "failed", "pending"]
+    if not dry_run:  # a dry run sends nothing: no speed, no rate
+        header += ["rows/s", "rate"]
+        if any(lane.throttled is not None for lane in lanes):
+            header.append("429s")
+    table = [header, *(_lane_cells(lane)[: len(header)] for lane in shown)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [_table_line(row, widths) for row in table]
+    if len(shown) == len(lanes):
+        return [f"lanes: {len(lanes)}", *lines]
+    more = f"  … {len(lanes) - len(shown)} more lanes"
+    return [f"lanes: {len(lanes)}, the {len(shown)} most troubled first:", *lines, more]
+
+
+def _table_line(cells: list[str], widths: list[int]) -> str:
+    """The lane's name to the left, numbers to the right, so that digits line up."""
+    name, *numbers = cells
+    padded = [c.rjust(w) for c, w in zip(numbers, widths[1:], strict=True)]
+    return "  ".join(["", name.ljust(widths[0]), *padded]).rstrip()
+
+
+def _trouble(lane: LaneSummary) -> tuple[bool, int, int, int, int, int]:
+    """What makes a lane worth a look: stopped, rows pending, failed, invalid, 429s, then
+    rows sent (the busiest lanes set the run's length)."""
+    sent = lane.created + lane.exists + lane.failed
+    return (
+        lane.stopped is not None,
+        lane.pending or 0,
+        lane.failed,
+        lane.invalid,
+        lane.throttled or 0,
+        sent,
+    )
+
+
+def _lane_cells(lane: LaneSummary) -> list[str]:
+    sent = lane.created + lane.exists + lane.failed
+    if lane.stopped is not None:
+        rate = "stopped"
+    elif lane.rate is not None:
+        rate = f"{lane.rate:.2f}/s"
+    else:
+        rate = "unlimited" if sent else "-"
+    counts = (lane.rows, lane.created, lane.exists, lane.invalid, lane.failed, lane.pending)
+    return [
+        lane.lane,
+        *("?" if n is None else str(n) for n in counts),
+        f"{lane.throughput:.2f}",
+        rate,
+        "?" if lane.throttled is None else str(lane.throttled),
+    ]
+
+
+def _stopped_lines(stopped: dict[str, str]) -> list[str]:
+    """The stopped lanes, each with its reason, whole (up to :data:`SUMMARY_LANES` of them)."""
+    if not stopped:
+        return []
+    lines = [
+        f"stopped: {len(stopped)} {'lane' if len(stopped) == 1 else 'lanes'}; "
+        "their rows stay pending:"
+    ]
+    for lane, reason in list(stopped.items())[:SUMMARY_LANES]:
+        # Reasons usually begin with the lane they are about.
+        lines.append(f"  {reason if reason.startswith(lane) else f'{lane}: {reason}'}")
+    if len(stopped) > SUMMARY_LANES:
+        lines.append(
+            f"  … {len(stopped) - SUMMARY_LANES} more stopped lanes "
+            "(every one in --json and in the ledger's end record)"
+        )
+    return lines
 
 
 def _next_step(summary: Summary, command: str) -> str:

@@ -1,4 +1,5 @@
-"""How a run stops sending: after a signal, an abort or a lane's quota stop, no new call starts.
+"""How a run stops sending: after a signal, an abort, or a lane's quota or failure, no new call
+starts (in the run, or in that lane).
 
 A call waits at most twice before it goes out: for its lane's token, and before a retry for
 the retry's backoff. Each wait runs in a cancel scope that a stop cancels, and the flags are
@@ -25,30 +26,59 @@ __all__ = ["Halt", "LaneState", "RunControl"]
 
 
 class Halt(Exception):
-    """The row must not be sent: the run is stopping, or its lane's quota is used up."""
+    """The row must not be sent: the run is stopping, or its lane stopped."""
 
 
 @dataclass
 class LaneState:
-    """A lane's live state: its limiter, and whether its quota of sets is used up.
+    """A lane's live state: a limiter per operation, and whether the lane stopped.
 
-    ``waiting`` holds the cancel scopes of the calls waiting for a token: a quota stop
-    cancels them, so that no call leaves the lane after the service said its quota is used.
+    A lane stops when its quota of sets is used up (``quota_stopped``) or when its calls
+    cannot succeed (``failed``: why; credentials, permissions, an endpoint that does not
+    answer); other lanes go on. ``new_limiter`` makes the limiter of an operation the lane
+    has not called yet (SES does not say whether operations share a bucket: one adaptive
+    limiter each copes with both). ``waiting`` holds the cancel scopes of the calls waiting
+    for a token: a stop cancels them, so that no call leaves the lane after it.
     """
 
     lane: Lane
-    limiter: AdaptiveLimiter
+    new_limiter: Callable[[str], AdaptiveLimiter]
+    limiters: dict[str, AdaptiveLimiter] = field(default_factory=dict)
     quota_stopped: bool = False
+    failed: str | None = None
     waiting: set[anyio.CancelScope] = field(default_factory=set)
+
+    def limiter(self, operation: str) -> AdaptiveLimiter:
+        """The limiter of the lane's ``operation`` calls."""
+        limiter = self.limiters.get(operation)
+        if limiter is None:
+            limiter = self.limiters[operation] = self.new_limiter(operation)
+        return limiter
+
+    @property
+    def stopped(self) -> bool:
+        """No call may leave the lane any more."""
+        return self.quota_stopped or self.failed is not None
 
     def stop_quota(self) -> bool:
         """Stop the lane's sending; True the first time."""
         if self.quota_stopped:
             return False
         self.quota_stopped = True
+        self._cancel_waits()
+        return True
+
+    def fail(self, reason: str) -> bool:
+        """Stop the lane for good, saying why (the first reason stays); True the first time."""
+        if self.failed is not None:
+            return False
+        self.failed = reason
+        self._cancel_waits()
+        return True
+
+    def _cancel_waits(self) -> None:
         for scope in self.waiting:
             scope.cancel()
-        return True
 
 
 @dataclass
@@ -73,23 +103,24 @@ class RunControl:
         for scope in self.waiting:
             scope.cancel()
 
-    async def acquire(self, lane: LaneState) -> None:
-        """Take a token for one call of ``lane``, or raise :class:`Halt` if it must not go out.
+    async def acquire(self, lane: LaneState, operation: str) -> None:
+        """Take a token for one ``operation`` call of ``lane``, or raise :class:`Halt` if it
+        must not go out.
 
-        Checked again after the wait: a stop (a signal, an abort, the lane's quota) that
-        came while the call waited cancels the wait, and the call is not sent.
+        Checked again after the wait: a stop (a signal, an abort, the lane's quota or failure)
+        that came while the call waited cancels the wait, and the call is not sent.
         """
-        if self.stopping.is_set() or lane.quota_stopped:
+        if self.stopping.is_set() or lane.stopped:
             raise Halt
         with anyio.CancelScope() as scope:
             self.waiting.add(scope)
             lane.waiting.add(scope)
             try:
-                await lane.limiter.acquire()
+                await lane.limiter(operation).acquire()
             finally:
                 self.waiting.discard(scope)
                 lane.waiting.discard(scope)
-        if scope.cancel_called or self.stopping.is_set() or lane.quota_stopped:
+        if scope.cancel_called or self.stopping.is_set() or lane.stopped:
             raise Halt
 
     async def wait(self, event: anyio.Event) -> None:

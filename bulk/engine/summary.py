@@ -15,6 +15,7 @@ from bulk.engine.target import CallKind, CallResult
 from bulk.models import Outcome, Status
 
 _DRIFT_EXAMPLES = 5
+_INVALID = Status.INVALID.value  # read per lane a few times a second: not through the enum
 
 
 @dataclass
@@ -28,7 +29,8 @@ class RunStats:
     for a row never recorded), so that its summary shows the ledger's truth.
     ``in_flight`` counts the calls sent and not yet answered. ``notes`` are one line each:
     what the ledger found odd and worked around (a damaged saved index, fingerprints of
-    another scheme), for the user to read once.
+    another scheme), for the user to read once. ``stopped_lanes``: the lanes that stopped
+    because their calls cannot succeed, each with the one line saying why.
     """
 
     total: int
@@ -52,6 +54,18 @@ class RunStats:
     latencies: array.array[float] = field(default_factory=lambda: array.array("d"))
     rates: dict[str, float | None] = field(default_factory=dict)
     current_rate: Callable[[], float | None] = lambda: None
+    # Each lane's current rate (None: unlimited, or stopped), as the engine reads it.
+    lane_rates: Callable[[], dict[str, float | None]] = dict
+    stopped_lanes: dict[str, str] = field(default_factory=dict)
+    # Rows of each lane in the file, when rows name their lanes (Region, Profile, RoleArn
+    # columns); empty when every row is in the run's lane (then it is ``total``).
+    lane_totals: dict[str, int] = field(default_factory=dict)
+    # Per lane (its string): this run's records by status, rows settled by earlier runs (when
+    # the engine says which lane), calls and 429s (when the engine names the lane).
+    lane_recorded: dict[str, Counter[str]] = field(default_factory=dict)
+    lane_skipped: Counter[str] = field(default_factory=Counter)
+    lane_attempts: Counter[str] = field(default_factory=Counter)
+    lane_throttled: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     notes: list[str] = field(default_factory=list)
 
@@ -68,6 +82,14 @@ class RunStats:
         self.skipped += count
         self.skipped_by_status[status.value] += count
 
+    def note_lane_skipped(self, lane: str, count: int) -> None:
+        """``count`` of the rows :meth:`note_skip` counted belong to ``lane``.
+
+        Optional: without it, a resumed run over several lanes knows each lane's rows left
+        only as an upper bound (see :meth:`lane_progress`).
+        """
+        self.lane_skipped[lane] += count
+
     def note_would_send(self, prior: Status | None) -> None:
         """A dry run would send this row; ``prior`` is the ledger's latest status for it."""
         self.would_send += 1
@@ -78,17 +100,109 @@ class RunStats:
         if len(self.drift_examples) < _DRIFT_EXAMPLES:
             self.drift_examples.append(f"{name} (row {number})")
 
-    def note_attempt(self, result: CallResult, *, retry: bool) -> None:
+    def note_attempt(self, result: CallResult, *, retry: bool, lane: str | None = None) -> None:
+        """One call attempt; ``lane`` (optional) lets the summary count 429s per lane."""
         self.attempts += 1
         self.retries += retry
-        if result.kind is CallKind.THROTTLED:
+        throttled = result.kind is CallKind.THROTTLED
+        if throttled:
             self.throttled += 1
         else:
             self.latencies.append(result.latency_ms)
+        if lane is not None:
+            self.lane_attempts[lane] += 1
+            self.lane_throttled[lane] += throttled
+
+    def note_lane_stopped(self, lane: str, reason: str) -> None:
+        """``lane`` stopped for good (credentials, permissions, endpoint): ``reason`` says why."""
+        self.stopped_lanes.setdefault(lane, reason)
 
     def note_outcome(self, outcome: Outcome) -> None:
-        if not outcome.restated:  # a skipped row's record said again: counted as skipped
-            self.recorded[outcome.status.value] += 1
+        if outcome.restated:  # a skipped row's record said again: counted as skipped
+            return
+        status = outcome.status.value
+        self.recorded[status] += 1
+        lane = str(outcome.lane)
+        counts = self.lane_recorded.get(lane)
+        if counts is None:
+            counts = self.lane_recorded[lane] = Counter()
+        counts[status] += 1
+
+    def lane_progress(self) -> list[LaneProgress]:
+        """Every lane met so far or named by the file, as the live display shows it.
+
+        O(lanes), never O(rows): the display calls it a few times a second.
+        """
+        rates = self.lane_rates()
+        names = self._lane_names(rates)
+        unknown = self._unattributed_skips(names)
+        if self.dry_run:
+            unknown += self.would_send
+        elapsed = self.elapsed
+        stopped = self.stopped_lanes
+        return [
+            LaneProgress(
+                lane=name,
+                done=done,
+                total=rows,
+                left=left,
+                left_is_bound=bound,
+                started=name in rates,
+                rate=rates.get(name),
+                speed=sent / elapsed if elapsed > 0 else 0.0,
+                stopped=stopped.get(name),
+            )
+            for name, (done, sent, rows, left, bound) in self._lanes_left(
+                names, left=self.total - self.done, unknown=unknown
+            ).items()
+        ]
+
+    def _lane_names(self, rates: dict[str, float | None]) -> list[str]:
+        """Lanes in the file (when rows name them), then those the engine met (``rates``
+        names each lane of :attr:`lanes`), first seen first."""
+        names = dict.fromkeys(self.lane_totals)
+        names.update(dict.fromkeys(rates))
+        names.update(dict.fromkeys(self.lane_recorded))
+        names.update(dict.fromkeys(self.stopped_lanes))
+        return list(names)
+
+    def _lane_rows(self, names: list[str]) -> dict[str, int]:
+        """Each lane's rows in the file; a run whose rows name no lane has one, of ``total``."""
+        if self.lane_totals:
+            return self.lane_totals
+        return {names[0]: self.total} if len(names) == 1 else {}
+
+    def _unattributed_skips(self, names: list[str]) -> int:
+        """Rows settled earlier whose lane the engine did not say (one lane: all its own)."""
+        unknown = self.skipped - sum(self.lane_skipped.values())
+        return 0 if len(self._lane_rows(names)) == 1 else unknown
+
+    def _lanes_left(
+        self, names: list[str], *, left: int, unknown: int
+    ) -> dict[str, tuple[int, int, int | None, int | None, bool]]:
+        """Per lane: rows done, rows sent (recorded, not invalid), rows in the file, rows
+        left, and whether that is only a bound.
+
+        ``left``: the run's rows left; ``unknown``: rows counted done whose lane is not known.
+        While ``unknown`` is not 0 a lane's rows minus its known done rows only bounds what it
+        has left, as does the run's ``left``: a bound of 0 is exact again.
+        """
+        rows = self._lane_rows(names)
+        single = len(rows) == 1
+        lanes: dict[str, tuple[int, int, int | None, int | None, bool]] = {}
+        for name in names:
+            recorded = self.lane_recorded.get(name)
+            this_run = sum(recorded.values()) if recorded else 0
+            sent = this_run - recorded.get(_INVALID, 0) if recorded else 0
+            earlier = self.skipped if single and name in rows else self.lane_skipped.get(name, 0)
+            done = earlier + this_run
+            total = rows.get(name)
+            if total is None:
+                lanes[name] = (done, sent, None, None, False)
+                continue
+            rest = max(0, min(total - done, left) if unknown else total - done)
+            lanes[name] = (done, sent, total, rest, bool(unknown) and rest > 0)
+        return lanes
 
     def summary(
         self,
@@ -127,12 +241,105 @@ class RunStats:
             p95_ms=_percentile(self.latencies, 0.95),
             rates=dict(self.rates),
             quota_stops=quota_stops,
+            stopped_lanes=dict(self.stopped_lanes),
+            lanes=self._lane_summaries(pending, elapsed),
             interrupted=interrupted,
             aborted=aborted,
             dry_run=self.dry_run,
             would_send=self.would_send,
             notes=tuple(self.notes),
         )
+
+    def _lane_summaries(self, pending: int, elapsed: float) -> tuple[LaneSummary, ...]:
+        """Each lane's part of the run, sorted by lane; ``pending`` is the run's."""
+        rates = self.lane_rates()
+        names = self._lane_names(rates)
+        # A dry run's rows with an earlier record are counted by that record, not as pending,
+        # and which lane each is in is not known.
+        unknown = self._unattributed_skips(names)
+        if self.dry_run:
+            unknown += self.would_send - self.would_send_by_prior.get(None, 0)
+        # 429s per lane only when the engine named the lane of every call.
+        throttles_known = sum(self.lane_attempts.values()) == self.attempts
+        lanes: list[LaneSummary] = []
+        for name, (_, sent, rows, left, bound) in sorted(
+            self._lanes_left(names, left=pending, unknown=unknown).items()
+        ):
+            counts = self.lane_recorded.get(name, Counter())
+            lanes.append(
+                LaneSummary(
+                    lane=name,
+                    rows=rows,
+                    created=counts.get(Status.CREATED.value, 0),
+                    exists=counts.get(Status.EXISTS.value, 0),
+                    invalid=counts.get(Status.INVALID.value, 0),
+                    failed=counts.get(Status.FAILED.value, 0),
+                    pending=None if bound else left,
+                    throughput=round(sent / elapsed, 2) if elapsed > 0 else 0.0,
+                    rate=self.rates[name] if name in self.rates else rates.get(name),
+                    throttled=self.lane_throttled[name] if throttles_known else None,
+                    stopped=self.stopped_lanes.get(name),
+                )
+            )
+        return tuple(lanes)
+
+
+@dataclass(frozen=True)
+class LaneProgress:
+    """One lane as the live display shows it (see :meth:`RunStats.lane_progress`).
+
+    ``done``: its rows finished with (recorded by this run, plus those settled earlier when
+    known); ``total``: its rows in the file and ``left``: those still to do (None: not
+    known yet); ``left_is_bound``: ``left`` is at most that, as earlier runs settled rows
+    whose lane is not known. ``rate``: the limiter's current rate, requests/s (None:
+    unlimited, stopped, or not ``started``: the engine has not met the lane yet);
+    ``speed``: rows it sent per second of the run; ``stopped``: why it stopped, if it did.
+    """
+
+    lane: str
+    done: int
+    total: int | None
+    left: int | None
+    left_is_bound: bool
+    started: bool
+    rate: float | None
+    speed: float
+    stopped: str | None = None
+
+    @property
+    def time_left(self) -> float:
+        """Seconds until it is done at its rate (its speed when unlimited); inf: not known."""
+        if self.left == 0:
+            return 0.0
+        pace = self.speed if self.rate is None else self.rate
+        if self.left is None or self.stopped is not None or pace <= 0:
+            return math.inf
+        return self.left / pace
+
+
+@dataclass(frozen=True)
+class LaneSummary:
+    """One lane's part of a run: what it did, what is left, how fast it went, why it stopped.
+
+    ``created`` .. ``failed`` count this run's records. ``rows``: the lane's rows in the file
+    and ``pending``: those neither settled earlier nor recorded now (None: not known, as
+    earlier runs settled rows whose lane was not recorded). ``throughput``: rows it sent
+    (created, exists, failed) per second of the run; ``rate``: its limiter's last create
+    rate, requests/s (None: unlimited). ``throttled``: its 429s (None: not counted per lane).
+    ``stopped``: why it stopped (its rows stay pending; the exit code is 3).
+    """
+
+    lane: str
+    rows: int | None
+    created: int
+    exists: int
+    invalid: int
+    failed: int
+    pending: int | None
+    throughput: float
+    rate: float | None
+    throttled: int | None = None
+    stopped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +349,8 @@ class Summary:
     ``counts`` is the state of every row of the file after this run (settled earlier or
     recorded now); ``this_run`` counts only the records this run wrote. ``notes``: what the
     ledger found odd and worked around, one line each (see :attr:`RunStats.notes`).
+    ``stopped_lanes``: lane → why it stopped (its rows stay pending; the exit code is 3).
+    ``lanes``: each lane's part (:class:`LaneSummary`), sorted by lane.
     """
 
     ledger: str
@@ -161,17 +370,19 @@ class Summary:
     p95_ms: float | None
     rates: dict[str, float | None]
     quota_stops: tuple[str, ...] = ()
+    stopped_lanes: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     aborted: str | None = None
     dry_run: bool = False
     would_send: int = 0
     notes: tuple[str, ...] = ()
+    lanes: tuple[LaneSummary, ...] = ()
 
     @property
     def exit_code(self) -> int:
         """0 all created or existing · 1 some invalid/failed/pending or a quota stop ·
-        3 aborted on a systemic error · 130 interrupted."""
-        if self.aborted:
+        3 aborted on a systemic error, or a lane stopped on one · 130 interrupted."""
+        if self.aborted or self.stopped_lanes:
             return 3
         if self.interrupted:
             return 130
@@ -181,7 +392,8 @@ class Summary:
         return 1 if bad or self.pending or self.quota_stops else 0
 
     def as_record(self) -> dict[str, Any]:
-        """The summary as written into the ledger's end record."""
+        """The summary as written into the ledger's end record and printed by ``--json``:
+        plain JSON types only (``lanes`` a list of objects)."""
         data = asdict(self)
         data["exit_code"] = self.exit_code
         return data

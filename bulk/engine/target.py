@@ -1,119 +1,80 @@
-"""The service end of a lane: one aiobotocore client, one call, and what its answer means.
-
-Every answer or failure of ``CreateConfigurationSet`` is classified into a :class:`CallKind`;
-the retry policy and the engine decide from the kind alone, never from exception types.
+"""The service end of a lane: one aiobotocore client, any operation of the service, one call.
 
 The engine takes its targets as a parameter, the way an httpx client takes a transport: it
 asks a :class:`Targets` for each lane's :class:`Target` and never knows what is behind it.
 :class:`TargetPool` (aiobotocore clients, :class:`ServiceTarget`) is the default; a test hands
-the engine a fake that answers from a script, without a network.
+the engine a fake that answers from a script, without a network. What each answer means is
+:mod:`bulk.engine.answers`' to say.
 """
 
 from __future__ import annotations
 
-import enum
+import dataclasses
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 import aiobotocore
-import aiohttp
 import anyio
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    ReadTimeoutError,
-    SSLError,
-)
+from botocore import xform_name
+from botocore.exceptions import ClientError
 from botocore.useragent import sanitize_user_agent_string_component
 
+from bulk.engine.answers import (
+    MAYBE_DONE,
+    CallKind,
+    CallResult,
+    classify_client_error,
+    classify_exception,
+    foreign_answer,
+)
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message, quiet_refresh_logs
+from bulk.engine.sessions import Clock, Sessions, role_failure
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version, redact_url
 
-_CREATE = "CreateConfigurationSet"
+__all__ = [
+    "CREATE",
+    "MAYBE_DONE",
+    "CallKind",
+    "CallResult",
+    "ClientSettings",
+    "ServiceTarget",
+    "Target",
+    "TargetPool",
+    "Targets",
+    "classify_client_error",
+    "classify_exception",
+    "client_config",
+    "foreign_answer",
+    "user_agent",
+]
 
-
-class CallKind(enum.Enum):
-    """What one attempt's answer means for the row and for the run."""
-
-    OK = "ok"  # 200: created by this attempt
-    EXISTS = "exists"  # AlreadyExistsException
-    BAD_REQUEST = "bad_request"  # BadRequestException and other 4xx the row caused
-    NOT_FOUND = "not_found"  # NotFoundException: permanent
-    QUOTA = "quota"  # LimitExceededException: the account's quota of sets is used up
-    THROTTLED = "throttled"  # 429: not processed, retry after slowing down
-    UNSENT = "unsent"  # connection refused / connect timeout: the request never left
-    AMBIGUOUS = "ambiguous"  # 5xx, read timeout, dropped connection: may have been created
-    AUTH = "auth"  # credentials or permission: systemic, no row can succeed
-    # An answer that is not the service's (no request id, not JSON, not the operation's
-    # output): a proxy, a captive portal, the wrong port. It may have reached the service.
-    FOREIGN = "foreign"
-
-    @property
-    def retryable(self) -> bool:
-        """True when another attempt at the same row can succeed."""
-        return self in _RETRYABLE
-
-
-_RETRYABLE = frozenset({CallKind.THROTTLED, CallKind.UNSENT, CallKind.AMBIGUOUS, CallKind.FOREIGN})
-
-# The kinds after which the service may hold what the call asked for.
-MAYBE_DONE = frozenset({CallKind.AMBIGUOUS, CallKind.FOREIGN})
-
-# Error codes that say the caller, not the row, is wrong. 403 answers carry several codes.
-_AUTH_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "MissingAuthenticationTokenException",
-        "IncompleteSignature",
-        "AuthFailure",
-    }
-)
-
-
-@dataclass(frozen=True)
-class CallResult:
-    """The classified answer to one attempt."""
-
-    kind: CallKind
-    code: str | None = None
-    message: str = ""
-    http_status: int | None = None
-    request_id: str | None = None
-    latency_ms: float = 0.0
+CREATE = "CreateConfigurationSet"
+# The pre-flight's read: cheap, and in every implementation of both APIs.
+_PROBE = "ListConfigurationSets"
 
 
 class Target(Protocol):
     """One lane's calls: what the engine needs of the service (:class:`ServiceTarget`).
 
-    ``create`` makes exactly one ``CreateConfigurationSet`` attempt and returns its classified
-    answer, whatever the service said; it raises :class:`~bulk.errors.TargetError` only for a
-    failure no row of the lane can get past (no credentials), and anything else it raises is
-    a bug, not an answer. ``preflight`` proves the lane usable before its first row, or raises
+    ``call`` makes exactly one attempt at ``operation`` (any operation the service's model
+    has, by its API name: ``"CreateConfigurationSet"``) and returns its classified answer,
+    whatever the service said; it raises :class:`~bulk.errors.TargetError` only for a failure
+    no call of the lane can get past (no credentials), and anything else it raises is a bug,
+    not an answer. ``preflight`` proves the lane usable before its first row, or raises
     :class:`~bulk.errors.TargetError` saying what to fix.
     """
 
     @property
     def lane(self) -> Lane: ...
 
-    async def create(self, request: Mapping[str, Any]) -> CallResult: ...
+    async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult: ...
 
     async def preflight(self) -> None: ...
 
@@ -123,8 +84,9 @@ class Targets(Protocol):
 
     ``get`` is called for every row: it returns the lane's target, the same one each time,
     after running its :meth:`~Target.preflight` once (the first call), and raises
-    :class:`~bulk.errors.TargetError` when the lane cannot be used. The engine calls
-    ``aclose`` once, when the run ends, as an httpx client closes its transport.
+    :class:`~bulk.errors.TargetError` when the lane cannot be used (then the engine stops that
+    lane alone). The engine calls ``aclose`` once, when the run ends, as an httpx client
+    closes its transport.
     """
 
     async def get(self, lane: Lane) -> Target: ...
@@ -132,86 +94,16 @@ class Targets(Protocol):
     async def aclose(self) -> None: ...
 
 
-def foreign_answer(meta: Mapping[str, Any]) -> str | None:
-    """Why an HTTP answer is not the service's own, or None when it is.
+@dataclass(frozen=True)
+class _Operation:
+    """One operation of a client: its method and the members its output may have."""
 
-    Every answer of both APIs, success or error, carries an ``x-amzn-RequestId`` header
-    (botocore's ``RequestId``) and a JSON body; a proxy's or a portal's page has neither.
-    """
-    status = meta.get("HTTPStatusCode")
-    headers = meta.get("HTTPHeaders") or {}
-    content_type = str(headers.get("content-type") or "no content type").split(";")[0]
-    if not meta.get("RequestId"):
-        return f"HTTP {status} ({content_type}) without a request id is not the service's answer"
-    if "json" not in content_type:
-        return f"HTTP {status} ({content_type}) is not the service's JSON answer"
-    return None
-
-
-def classify_client_error(error: ClientError) -> CallResult:
-    """Map a modeled or unmodeled service error to a :class:`CallKind`."""
-    err = error.response.get("Error", {})
-    meta = error.response.get("ResponseMetadata", {})
-    code = str(err.get("Code") or "Unknown")
-    message = str(err.get("Message") or "")
-    status = meta.get("HTTPStatusCode")
-    request_id = meta.get("RequestId")
-    foreign = foreign_answer(meta)
-    if foreign is not None and status != 429:
-        # A 429 means "slow down" whoever says it; anything else not from the service
-        # says nothing about the row, and the request may have reached the service.
-        return CallResult(CallKind.FOREIGN, f"HTTP{status}", foreign, status)
-    if code == "AlreadyExistsException":
-        kind = CallKind.EXISTS
-    elif code == "LimitExceededException":
-        # botocore calls this a throttling error; for this API it is the quota of sets.
-        kind = CallKind.QUOTA
-    elif code in ("TooManyRequestsException", "ThrottlingException") or status == 429:
-        kind = CallKind.THROTTLED
-    elif code == "NotFoundException":
-        kind = CallKind.NOT_FOUND
-    elif code in _AUTH_CODES or status in (401, 403):
-        kind = CallKind.AUTH
-    elif status is not None and status >= 500:
-        # Includes ConcurrentModificationException (500) and InternalFailure: the service
-        # may or may not have stored the set before failing.
-        kind = CallKind.AMBIGUOUS
-    else:
-        kind = CallKind.BAD_REQUEST
-    return CallResult(kind, code, message, status, request_id)
-
-
-def classify_exception(error: BaseException) -> CallResult | None:
-    """Map a transport-level failure to a :class:`CallKind`; ``None`` if it is not one."""
-    if isinstance(error, ClientError):
-        return classify_client_error(error)
-    if isinstance(error, SSLError):
-        # The TLS handshake failed: the request was never sent.
-        return CallResult(
-            CallKind.UNSENT,
-            "SSLError",
-            f"TLS handshake failed ({error}); if the endpoint speaks plain HTTP, use http://",
-        )
-    if isinstance(error, ConnectTimeoutError):
-        return CallResult(CallKind.UNSENT, "ConnectTimeout", str(error))
-    if isinstance(error, EndpointConnectionError):
-        # A refused connect never carried the request; anything else (a reset after
-        # sending) might have.
-        inner = getattr(error, "kwargs", {}).get("error")
-        unsent = inner is None or isinstance(inner, aiohttp.ClientConnectorError)
-        kind = CallKind.UNSENT if unsent else CallKind.AMBIGUOUS
-        return CallResult(kind, "EndpointConnectionError", str(error))
-    if isinstance(error, ReadTimeoutError):
-        return CallResult(CallKind.AMBIGUOUS, "ReadTimeout", str(error))
-    if isinstance(error, ConnectionClosedError | HTTPClientError):
-        return CallResult(CallKind.AMBIGUOUS, "ConnectionClosed", str(error))
-    if isinstance(error, TimeoutError):
-        return CallResult(CallKind.AMBIGUOUS, "Timeout", "the call timed out")
-    return None
+    method: Callable[..., Any]
+    output: frozenset[str]
 
 
 class ServiceTarget:
-    """The :class:`Target` of one lane over one aiobotocore client; ``create`` makes exactly one
+    """The :class:`Target` of one lane over one aiobotocore client; ``call`` makes exactly one
     attempt."""
 
     def __init__(self, client: Any, lane: Lane, endpoint: str | None = None) -> None:
@@ -219,88 +111,95 @@ class ServiceTarget:
         self.lane = lane
         # Where the lane's calls go, as a message may show it (no credentials in it).
         self.endpoint = endpoint or _endpoint_of(client)
-        output = client.meta.service_model.operation_model(_CREATE).output_shape
-        self._create_output = frozenset(output.members) if output is not None else frozenset()
+        self._operations: dict[str, _Operation] = {}
 
-    async def create(self, request: Mapping[str, Any]) -> CallResult:
-        """One ``CreateConfigurationSet`` attempt, classified; never raises for service errors."""
+    def _operation(self, name: str) -> _Operation:
+        """``name``'s method and output members, read from the client's model once."""
+        found = self._operations.get(name)
+        if found is None:
+            output = self._client.meta.service_model.operation_model(name).output_shape
+            found = self._operations[name] = _Operation(
+                getattr(self._client, xform_name(name)),
+                frozenset(output.members) if output is not None else frozenset(),
+            )
+        return found
+
+    async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult:
+        """One attempt at ``operation``, classified; never raises for service errors."""
+        op = self._operation(operation)
         start = time.perf_counter()
         try:
-            response = await self._client.create_configuration_set(**request)
+            response = await op.method(**request)
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, self.lane)) from exc
         except Exception as exc:
+            if isinstance(exc, ClientError) and exc.operation_name != operation:
+                # Not the service's answer: a call made to sign this one failed (STS, while
+                # the lane's role credentials were being refreshed).
+                said = role_failure(exc, self.lane) if self.lane.role_arn else None
+                raise TargetError(f"{self.lane}: {said or exc}") from exc
             result = classify_exception(exc)
             if result is None:
                 raise
             return _with_latency(result, start)
-        meta = response.get("ResponseMetadata", {})
+        meta = response.pop("ResponseMetadata", {})
         status = meta.get("HTTPStatusCode")
-        problem = foreign_answer(meta) or self._unexpected_members(response)
+        problem = foreign_answer(meta) or _unexpected_members(operation, op.output, response)
         if problem is not None:
             # Not the service's word: never a success. It may have reached the service.
             return _with_latency(CallResult(CallKind.FOREIGN, f"HTTP{status}", problem), start)
         return _with_latency(
-            CallResult(CallKind.OK, http_status=status, request_id=meta.get("RequestId")),
+            CallResult(
+                CallKind.OK, http_status=status, request_id=meta.get("RequestId"), data=response
+            ),
             start,
         )
-
-    def _unexpected_members(self, response: Mapping[str, Any]) -> str | None:
-        """Why a parsed 200 answer is not the operation's output, or None.
-
-        botocore turns a body that is not JSON into ``{"message": body}``; the operation's
-        output has no such member.
-        """
-        extra = sorted(set(response) - self._create_output - {"ResponseMetadata"})
-        if not extra:
-            return None
-        return f"the answer does not parse as {_CREATE}'s output (unexpected {extra[0]!r})"
 
     async def preflight(self) -> None:
         """Prove credentials and endpoint with a cheap read; raise :class:`TargetError` if not.
 
         ``ListConfigurationSets`` with ``PageSize=1`` exists in every implementation of both
         APIs. An ``AccessDenied`` answer still proves the credentials and the endpoint: a
-        least-privilege policy may allow only the create.
+        least-privilege policy may allow only the create; so does a 429.
         """
-        try:
-            response = await self._client.list_configuration_sets(PageSize=1)
-        except CREDENTIAL_ERRORS as exc:
-            raise TargetError(credential_message(exc, self.lane)) from exc
-        except Exception as exc:
-            result = classify_exception(exc)
-            if result is None:
-                raise
-            if result.kind is CallKind.FOREIGN:
-                raise TargetError(
-                    f"{self.lane}: {self.endpoint} answered, but not as the service: "
-                    f"{result.message}; check --endpoint-url, the Region and any proxy "
-                    "(HTTPS_PROXY)"
-                ) from exc
-            if result.code in ("AccessDenied", "AccessDeniedException"):
-                return
-            if result.kind is CallKind.AUTH:
-                raise TargetError(
-                    f"{self.lane}: the service refused the credentials ({result.code}: "
-                    f"{result.message}); refresh them (aws sso login, new keys) and run again"
-                ) from exc
-            if result.kind in (CallKind.UNSENT, CallKind.AMBIGUOUS):
-                raise TargetError(
-                    f"{self.lane}: endpoint unreachable ({result.code}: {result.message}); "
-                    "check --endpoint-url, --region and the network"
-                ) from exc
-            if result.kind is not CallKind.THROTTLED:
-                raise TargetError(
-                    f"{self.lane}: pre-flight ListConfigurationSets failed "
-                    f"({result.code}: {result.message})"
-                ) from exc
+        result = await self.call(_PROBE, {"PageSize": 1})
+        kind = result.kind
+        what = f"{result.code}: {result.message}"
+        if kind in (CallKind.OK, CallKind.THROTTLED):
             return
-        problem = foreign_answer(response.get("ResponseMetadata", {}))
-        if problem is not None:
-            raise TargetError(
-                f"{self.lane}: {self.endpoint} answered, but not as the service: {problem}; "
+        if result.code in ("AccessDenied", "AccessDeniedException"):
+            return
+        if kind is CallKind.FOREIGN:
+            message = (
+                f"{self.endpoint} answered, but not as the service: {result.message}; "
                 "check --endpoint-url, the Region and any proxy (HTTPS_PROXY)"
             )
+        elif kind is CallKind.AUTH:
+            message = (
+                f"the service refused the credentials ({what}); "
+                "refresh them (aws sso login, new keys) and run again"
+            )
+        elif kind in (CallKind.UNSENT, CallKind.AMBIGUOUS):
+            message = (
+                f"endpoint unreachable ({what}); check --endpoint-url, --region and the network"
+            )
+        else:
+            message = f"pre-flight {_PROBE} failed ({what})"
+        raise TargetError(f"{self.lane}: {message}")
+
+
+def _unexpected_members(
+    operation: str, output: frozenset[str], response: Mapping[str, Any]
+) -> str | None:
+    """Why a parsed 200 answer is not ``operation``'s output, or None.
+
+    botocore turns a body that is not JSON into ``{"message": body}``; no operation's output
+    has such a member.
+    """
+    extra = sorted(set(response) - output)
+    if not extra:
+        return None
+    return f"the answer does not parse as {operation}'s output (unexpected {extra[0]!r})"
 
 
 def _endpoint_of(client: Any) -> str:
@@ -309,14 +208,7 @@ def _endpoint_of(client: Any) -> str:
 
 
 def _with_latency(result: CallResult, start: float) -> CallResult:
-    return CallResult(
-        result.kind,
-        result.code,
-        result.message,
-        result.http_status,
-        result.request_id,
-        (time.perf_counter() - start) * 1000.0,
-    )
+    return dataclasses.replace(result, latency_ms=(time.perf_counter() - start) * 1000.0)
 
 
 @dataclass(frozen=True)
@@ -328,6 +220,8 @@ class ClientSettings:
     pool_size: int = 64
     # Only set by --emulator: fixed dummy keys so no real credentials are looked up.
     static_credentials: tuple[str, str] | None = None
+    # Where roles are assumed; None: botocore's conventions (AWS_ENDPOINT_URL_STS, ...).
+    sts_endpoint_url: str | None = None
 
 
 def user_agent(app_id: str | None = None) -> str:
@@ -366,16 +260,32 @@ class TargetPool:
     """The default :class:`Targets`: one aiobotocore client per lane, opened on first use and
     proven by a pre-flight call; :meth:`aclose` (or leaving ``async with``) closes them all.
 
-    Lanes appear as rows are read (``Region`` and ``Profile`` columns), so clients are made
-    lazily; a lock per lane makes sure exactly one pre-flight runs for it.
+    Lanes appear as rows are read (``Region``, ``Profile`` and ``RoleArn`` columns), so clients
+    are made lazily; a lock per lane makes sure exactly one pre-flight runs for it. A lane's
+    credentials come from :class:`~bulk.engine.sessions.Sessions` (its profile's, or its role's,
+    assumed once per role); ``clock`` is the time role credentials expire by.
     """
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, *, clock: Clock | None = None) -> None:
         quiet_refresh_logs()
         self._settings = settings
         self._stack = AsyncExitStack()
         self._config = client_config(settings)
-        self._sessions: dict[str | None, AioSession] = {}
+        sts_config = AioConfig(
+            # AssumeRole is not paced by the lanes' limiters (once per role, and again before
+            # expiry): botocore's own retries see it through STS's throttling, as for any
+            # client. Hundreds of roles assumed as a run starts meet it.
+            retries={"mode": "standard", "total_max_attempts": 10},
+            connect_timeout=min(10.0, settings.timeout),
+            read_timeout=settings.timeout,
+            user_agent=user_agent(),
+        )
+        self._sessions = Sessions(
+            static_credentials=settings.static_credentials,
+            sts_endpoint_url=settings.sts_endpoint_url,
+            sts_config=sts_config,
+            **({} if clock is None else {"clock": clock}),
+        )
         self._targets: dict[Lane, ServiceTarget] = {}
         self._locks: dict[Lane, anyio.Lock] = {}
 
@@ -409,14 +319,8 @@ class TargetPool:
         return target
 
     async def _open(self, lane: Lane) -> ServiceTarget:
-        kwargs: dict[str, Any] = {}
-        if self._settings.static_credentials is not None:
-            key_id, secret = self._settings.static_credentials
-            kwargs = {"aws_access_key_id": key_id, "aws_secret_access_key": secret}
         try:
-            session = self._sessions.get(lane.profile)
-            if session is None:
-                session = self._sessions[lane.profile] = AioSession(profile=lane.profile)
+            session = await self._sessions.for_lane(lane)
             # A fixed user_agent replaces botocore's builder, which would have added it.
             app_id = session.get_config_variable("user_agent_appid")
             config = client_config(self._settings, app_id) if app_id else self._config
@@ -426,7 +330,6 @@ class TargetPool:
                     region_name=lane.region,
                     endpoint_url=self._settings.endpoint_url,
                     config=config,
-                    **kwargs,
                 )
             )
         except CREDENTIAL_ERRORS as exc:

@@ -25,6 +25,8 @@ __all__ = [
     "OPTION_COLUMNS",
     "PROFILE_COLUMN",
     "REGION_COLUMN",
+    "ROLE_COLUMN",
+    "ROUTING_COLUMNS",
     "TAG_PREFIX",
     "Column",
     "Limit",
@@ -33,6 +35,7 @@ __all__ = [
     "input_shape",
     "limit_problems",
     "limits_for",
+    "role_arn_problem",
     "show",
     "tag_key_problem",
     "tag_value_problem",
@@ -41,7 +44,14 @@ __all__ = [
 NAME_COLUMN: Final = "ConfigurationSetName"
 REGION_COLUMN: Final = "Region"
 PROFILE_COLUMN: Final = "Profile"
+ROLE_COLUMN: Final = "RoleArn"
+# The columns that say where a row goes (its lane), in the order lanes are keyed by.
+ROUTING_COLUMNS: Final = (REGION_COLUMN, PROFILE_COLUMN, ROLE_COLUMN)
 TAG_PREFIX: Final = "tag:"
+
+# An IAM role's ARN in any partition (aws, aws-cn, aws-us-gov, ...): account, then the role's
+# path and name (IAM allows \w+=,.@- and / in them, 512 characters in all).
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 
 # Where each option column goes in the request: (structure, member). The column exists for a
 # service only if the service's input shape has that member (HttpsPolicy and
@@ -335,7 +345,15 @@ def columns_for(service: str) -> Mapping[str, Column]:
         )
     columns[REGION_COLUMN] = Column(REGION_COLUMN, "region")
     columns[PROFILE_COLUMN] = Column(PROFILE_COLUMN, "profile")
+    columns[ROLE_COLUMN] = Column(ROLE_COLUMN, "role")
     return columns
+
+
+def role_arn_problem(text: str) -> str | None:
+    """Why ``text`` is not an IAM role's ARN, or None when it is one."""
+    if _ROLE_ARN.fullmatch(text):
+        return None
+    return "is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
 
 
 class Problem(Exception):

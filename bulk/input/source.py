@@ -283,7 +283,8 @@ def _allowed_columns(service: str | None) -> Mapping[str, Column]:
         for name, column in columns_for(each).items():
             union.setdefault(name, column)
     # Routing columns last, as in each service's own listing.
-    return dict(sorted(union.items(), key=lambda item: item[1].kind in ("region", "profile")))
+    routing = ("region", "profile", "role")
+    return dict(sorted(union.items(), key=lambda item: item[1].kind in routing))
 
 
 def _check_header(
@@ -408,6 +409,7 @@ _PARQUET_TYPES: Final[Mapping[str, tuple[Callable[[Any], bool], str]]] = {
     "name": (_is_text, "text (String)"),
     "region": (_is_text, "text (String)"),
     "profile": (_is_text, "text (String)"),
+    "role": (_is_text, "text (String)"),
     "tag": (_is_text, "text (String)"),
     "boolean": (_is_boolean, "Boolean (or text true/false, 1/0, yes/no)"),
     "timestamp": (_is_timestamp, "Datetime, Date, epoch seconds or ISO-8601 text"),

@@ -29,12 +29,15 @@ from bulk.input.columns import (
     OPTION_COLUMNS,
     PROFILE_COLUMN,
     REGION_COLUMN,
+    ROLE_COLUMN,
+    ROUTING_COLUMNS,
     TAG_PREFIX,
     Problem,
     columns_for,
     input_shape,
     limit_problems,
     limits_for,
+    role_arn_problem,
     show,
     tag_key_problem,
 )
@@ -73,14 +76,15 @@ _canonical = json.JSONEncoder(
 
 def _lane_key(lane: Lane) -> str:
     # Not str(lane): that prints profile None and profile "default" alike.
-    return _canonical([lane.service, lane.region, lane.profile])
+    key = [lane.service, lane.region, lane.profile]
+    return _canonical(key if lane.role_arn is None else [*key, lane.role_arn])
 
 
 @dataclass(frozen=True, slots=True)
 class _ColumnRule:
     """How `Validator.validate` handles a column, worked out once per column name.
 
-    No ``convert``: a routing column (name, Region, Profile), read elsewhere. ``structure``
+    No ``convert``: a routing column (name, Region, Profile, RoleArn), read elsewhere. ``structure``
     None with a ``convert``: a tag, ``member`` its key. ``problem``: a column-level one,
     reported for every non-empty cell of the column.
     """
@@ -95,9 +99,10 @@ class _ColumnRule:
 class Validator:
     """Turns records into requests for one service, or into ``invalid`` outcomes.
 
-    ``region`` and ``profile`` make the default lane, used by rows whose ``Region`` and
-    ``Profile`` cells are empty (or absent). A row with a ``Profile`` cell and no ``Region``
-    goes to that profile's Region when its config names one (see :mod:`bulk.input.regions`).
+    ``region``, ``profile`` and ``role_arn`` make the default lane, used by rows whose
+    ``Region``, ``Profile`` and ``RoleArn`` cells are empty (or absent); each cell a row has
+    replaces its part of the lane. A row with a ``Profile`` cell and no ``Region`` goes to
+    that profile's Region when its config names one (see :mod:`bulk.input.regions`).
     ``region`` None: the run has none, and a row that needs it is ``NoRegion``; with
     ``columns`` (the file's header) and neither a Region nor a Profile column, no row could
     have one: a :class:`UsageError`. ``known_only``: a Region must be one botocore's endpoint
@@ -116,6 +121,7 @@ class Validator:
         *,
         region: str | None,
         profile: str | None = None,
+        role_arn: str | None = None,
         expected_rows: int = 0,
         known_only: bool = True,
         columns: Iterable[str] | None = None,
@@ -131,13 +137,13 @@ class Validator:
         self._region = region
         self._known_only = known_only
         # Without a run Region the default lane is only where invalid rows are recorded.
-        self.default_lane = Lane(service, region or "", profile or None)
+        self.default_lane = Lane(service, region or "", profile or None, role_arn or None)
         self._default = (self.default_lane, _lane_key(self.default_lane))
-        # A row's lane, or why it has none, by its (Region, Profile) cells as text. The lanes
-        # in it are the ones met so far (see claim).
-        self._lanes: dict[tuple[str | None, str | None], tuple[Lane, str] | Problem] = {}
+        # A row's lane, or why it has none, by its (Region, Profile, RoleArn) cells as text.
+        # The lanes in it are the ones met so far (see claim).
+        self._lanes: dict[_RouteKey, tuple[Lane, str] | Problem] = {}
         if region is not None:
-            self._lanes[(region, None)] = self._default
+            self._lanes[(region, None, None)] = self._default
         self._profile_regions: Mapping[str, str] | None = None  # read at the first need
         self._shape = input_shape(service)
         from botocore.validate import ParamValidator
@@ -158,13 +164,19 @@ class Validator:
         """What, beside its cells, decides a row's request: the default lane and the header.
 
         Mixed into every row fingerprint (see :func:`~bulk.engine.intake.row_fingerprints`), so
-        that a
-        run with another ``--region``/``--profile``, or a file whose columns were renamed or
-        moved, never matches an earlier run's fingerprints.
+        that a run with another ``--region``/``--profile``/``--role-arn``, or a file whose
+        columns were renamed or moved, never matches an earlier run's fingerprints.
         """
         return "\x1f".join(("bulk-row-1", self._default[1], *columns))
 
-    def claim(self, name: object, row: int, region: object = None, profile: object = None) -> bool:
+    def claim(
+        self,
+        name: object,
+        row: int,
+        region: object = None,
+        profile: object = None,
+        role: object = None,
+    ) -> bool:
         """Note an unchanged, earlier-created row's name as :meth:`validate` would.
 
         For a row a resumed run skips without validating (its fingerprint matches a created
@@ -172,10 +184,10 @@ class Validator:
         rows still see the name as taken. ``False`` (nothing noted) if an earlier row has the
         name, or the lane is not one already met: then :meth:`validate` must decide the row.
         """
-        if region is None and profile is None and self._region is not None:
+        if region is None and profile is None and role is None and self._region is not None:
             lane_key = self._default[1]
         else:
-            key = _routing_key(region, profile)
+            key = _routing_key(region, profile, role)
             found = None if key is None else self._lanes.get(key)
             if not isinstance(found, tuple):
                 return False
@@ -191,12 +203,14 @@ class Validator:
         rows: Sequence[int],
         regions: Sequence[object] | None = None,
         profiles: Sequence[object] | None = None,
+        roles: Sequence[object] | None = None,
         *,
         unique: bool = False,
     ) -> list[int]:
         """:meth:`claim` for each row in turn; the indexes of the rows it returned False for.
 
-        ``regions``/``profiles``: the rows' cells, or None for a file without the column.
+        ``regions``/``profiles``/``roles``: the rows' cells, or None for a file without the
+        column.
         ``unique``: the caller knows that no two rows it ever passes with this flag share a
         name and lane (rows skipped as unchanged: each matches its name's latest record).
         Until a row is validated or claimed without it, such names are then only noted, and
@@ -205,6 +219,7 @@ class Validator:
         if (
             regions is None
             and profiles is None
+            and roles is None
             and self._region is not None
             and all(type(name) is str for name in names)
         ):
@@ -220,7 +235,8 @@ class Validator:
         for i, (name, row) in enumerate(zip(names, rows, strict=True)):
             region = None if regions is None else regions[i]
             profile = None if profiles is None else profiles[i]
-            if not self.claim(name, row, region, profile):
+            role = None if roles is None else roles[i]
+            if not self.claim(name, row, region, profile, role):
                 lost.append(i)
         return lost
 
@@ -253,7 +269,7 @@ class Validator:
             if plan.problem is not None:
                 problems.append(plan.problem)
                 continue
-            if plan.convert is None:  # Region, Profile: read by _name_and_lane
+            if plan.convert is None:  # Region, Profile, RoleArn: read by _name_and_lane
                 continue
             try:
                 converted = plan.convert(value)
@@ -356,38 +372,42 @@ class Validator:
                 name = text
         region = values.get(REGION_COLUMN)
         profile = values.get(PROFILE_COLUMN)
-        if region is None and profile is None and self._region is not None:
+        role = values.get(ROLE_COLUMN)
+        if region is None and profile is None and role is None and self._region is not None:
             return name, self._default
-        found = self._route(region, profile)
+        found = self._route(region, profile, role)
         if isinstance(found, Problem):
             problems.append(found)
             return name, None
         return name, found
 
-    def lane_of(self, region: object, profile: object) -> Lane | None:
-        """The lane of a row with these Region and Profile cells (None: the row is invalid)."""
-        if region is None and profile is None and self._region is not None:
+    def lane_of(self, region: object, profile: object, role: object = None) -> Lane | None:
+        """The lane of a row with these Region, Profile and RoleArn cells (None: the row is
+        invalid)."""
+        if region is None and profile is None and role is None and self._region is not None:
             return self._default[0]
-        found = self._route(region, profile)
+        found = self._route(region, profile, role)
         return None if isinstance(found, Problem) else found[0]
 
-    def _route(self, region: object, profile: object) -> tuple[Lane, str] | Problem:
-        """The lane of a row's Region and Profile cells (either may be None), or why none."""
-        key = _routing_key(region, profile)
+    def _route(self, region: object, profile: object, role: object) -> tuple[Lane, str] | Problem:
+        """The lane of a row's routing cells (any may be None), or why it has none."""
+        key = _routing_key(region, profile, role)
         found = None if key is None else self._lanes.get(key)
         if found is None:
-            found = self._resolve(region, profile)
+            found = self._resolve(region, profile, role)
             if key is not None and len(self._lanes) < _LANE_CACHE_MAX - 1:
                 self._lanes[key] = found
                 if key[0] is None and isinstance(found, tuple):
                     # The same lane, named by its Region cell: met too.
-                    self._lanes.setdefault((found[0].region, key[1]), found)
+                    self._lanes.setdefault((found[0].region, key[1], key[2]), found)
         return found
 
-    def _resolve(self, region: object, profile: object) -> tuple[Lane, str] | Problem:
-        """Its Region cell, else its profile's Region, else the run's (see bulk.input.regions)."""
+    def _resolve(self, region: object, profile: object, role: object) -> tuple[Lane, str] | Problem:
+        """Its Region cell, else its profile's Region, else the run's (see bulk.input.regions);
+        its RoleArn cell, else the run's role."""
         region_text = None if region is None else as_text(region)
         profile_text = None if profile is None else as_text(profile)
+        role_text = None if role is None else as_text(role)
         if region is not None:
             problem = region_problem(region_text or "", known_only=self._known_only)
             if problem is not None:
@@ -396,6 +416,10 @@ class Validator:
             return Problem(
                 "InvalidProfile", f"column {PROFILE_COLUMN}: {show(profile)} is not text"
             )
+        if role is not None:
+            problem = "is not text" if role_text is None else role_arn_problem(role_text)
+            if problem is not None:
+                return Problem("InvalidRoleArn", f"column {ROLE_COLUMN}: {show(role)} {problem}")
         lane_profile = self.default_lane.profile if profile_text is None else profile_text
         lane_region = region_text if region is not None else self._region
         if region is None and profile_text is not None:
@@ -415,7 +439,8 @@ class Validator:
                 f"no AWS Region for this row: fill the {REGION_COLUMN} cell, pass --region, "
                 f"set AWS_REGION, or set region in profile {show(lane_profile or 'default')}",
             )
-        lane = Lane(self.service, lane_region, lane_profile)
+        lane_role = self.default_lane.role_arn if role_text is None else role_text
+        lane = Lane(self.service, lane_region, lane_profile, lane_role)
         return lane, _lane_key(lane)
 
     def _profile_region(self, profile: str) -> str | None:
@@ -448,18 +473,19 @@ class Validator:
             yield Problem("ParamValidation", _param_problem(kind, path, details))
 
 
-_ROUTING: Final = frozenset({NAME_COLUMN, REGION_COLUMN, PROFILE_COLUMN})
+_ROUTING: Final = frozenset({NAME_COLUMN, *ROUTING_COLUMNS})
+
+_RouteKey = tuple[str | None, str | None, str | None]
 
 
-def _routing_key(region: object, profile: object) -> tuple[str | None, str | None] | None:
-    """A row's Region and Profile cells as a lane-cache key; None if a cell is not text."""
-    region_text = None if region is None else as_text(region)
-    profile_text = None if profile is None else as_text(profile)
-    if (region is not None and region_text is None) or (
-        profile is not None and profile_text is None
-    ):
+def _routing_key(region: object, profile: object, role: object) -> _RouteKey | None:
+    """A row's Region, Profile and RoleArn cells as a lane-cache key; None if a cell is not
+    text."""
+    cells = (region, profile, role)
+    texts = tuple(None if cell is None else as_text(cell) for cell in cells)
+    if any(cell is not None and text is None for cell, text in zip(cells, texts, strict=True)):
         return None
-    return region_text, profile_text
+    return texts  # type: ignore[return-value]
 
 
 def _raw_name(values: Mapping[str, Any]) -> str:

@@ -42,7 +42,7 @@ from bulk.ledger.index_keys import (
     sorted_keys,
     writable,
 )
-from bulk.ledger.records import FINGERPRINTS, Prior
+from bulk.ledger.records import FINGERPRINTS, Prior, rate_key
 from bulk.models import Lane
 
 __all__ = ["ResumeIndex"]
@@ -228,9 +228,10 @@ class ResumeIndex:
         recorded = self._invalid_rows.get(self._key(lane))
         return recorded is not None and (name, digest, row) in recorded
 
-    def learned_rate(self, lane: Lane | str) -> float | None:
-        """The adaptive limiter's last recorded rate for ``lane`` (requests/s), if any."""
-        return self._rates.get(self._key(lane))
+    def learned_rate(self, lane: Lane | str, operation: str | None = None) -> float | None:
+        """The adaptive limiter's last recorded rate for ``lane``'s ``operation`` (requests/s;
+        None: ``CreateConfigurationSet``), if any."""
+        return self._rates.get(rate_key(self._key(lane), operation))
 
     def __len__(self) -> int:
         """How many (lane, name) keys have a record."""
@@ -333,7 +334,9 @@ class ResumeIndex:
             & frame["rate"].is_not_null()
         )
         if rates.height:
-            self._rates.update(zip(rates["lane"].to_list(), rates["rate"].to_list(), strict=True))
+            lanes, operations = rates["lane"].to_list(), rates["operation"].to_list()
+            keys = map(rate_key, lanes, operations)
+            self._rates.update(zip(keys, rates["rate"].to_list(), strict=True))
 
     def _trusted(self, frame: pl.DataFrame) -> pl.Series:
         """Per record of ``frame``: whether the run it belongs to (the run header before it)

@@ -420,7 +420,8 @@ def _is_section(place: Any, at: int) -> bool:
 def _run_fields(run: RunHeader) -> list[str | None]:
     """How a run header is kept in the file: its input file name and target, as a list."""
     target = run.target
-    return [run.input, target.service, target.region, target.profile, target.endpoint]
+    fields = [run.input, target.service, target.region, target.profile, target.endpoint]
+    return fields if target.role_arn is None else [*fields, target.role_arn]
 
 
 def _runs(saved: Any) -> list[RunHeader] | None:
@@ -429,16 +430,18 @@ def _runs(saved: Any) -> list[RunHeader] | None:
         return None
     runs = []
     for fields in saved:
-        if not isinstance(fields, list) or len(fields) != 5:
+        if not isinstance(fields, list) or len(fields) not in (5, 6):
             return None
-        source, service, region, profile, endpoint = fields
+        source, service, region, profile, endpoint, *role = fields
+        role_arn = role[0] if role else None
         if not all(isinstance(value, str) for value in (source, service, region)):
             return None
         if not all(value is None or isinstance(value, str) for value in (profile, endpoint)):
             return None
-        runs.append(
-            RunHeader(source, Destination(service, region, profile=profile, endpoint=endpoint))
-        )
+        if not isinstance(role_arn, str | None):
+            return None
+        target = Destination(service, region, profile=profile, endpoint=endpoint, role_arn=role_arn)
+        runs.append(RunHeader(source, target))
     return runs
 
 

@@ -59,7 +59,8 @@ _SCHEMA: dict[str, Any] = {
     "ambiguous": pl.Boolean,
     "rate": pl.Float64,
     "cells": pl.String,
-    "fingerprints": pl.String,  # a run header's: the scheme of its records' cells
+    "operation": pl.String,  # a rate record's, unless CreateConfigurationSet's
+    "fingerprints": pl.String,  # a run header's: the scheme of its records' cells (last)
 }
 # polars decodes a lone surrogate escape as U+0000, json keeps it: such chunks take the slow path.
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -286,9 +287,12 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
             return parse_run_header(record)
         if kind == "rate":
             lane, rate = record.get("lane"), record.get("rate")
+            operation = record.get("operation")
             if not isinstance(lane, str) or not _is_number(rate):
                 lane = rate = None  # malformed rate records are advisory: ignore them
-            return (kind, lane, None, None, None, None, None, None, rate, None, None)
+            if not isinstance(operation, str):
+                operation = None
+            return (kind, lane, None, None, None, None, None, None, rate, None, operation, None)
         return (kind, *([None] * (len(_SCHEMA) - 1)))
     status = record.get("status")
     if status is None:
@@ -308,7 +312,7 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
     cells = record.get("cells")
     if not isinstance(cells, str) or not cells.isascii():
         cells = None  # the row's fingerprint is a hint: without it the row is read in full
-    return (None, lane, name, status, digest, row, code, ambiguous, None, cells, None)
+    return (None, lane, name, status, digest, row, code, ambiguous, None, cells, None, None)
 
 
 def _record(line: bytes, number: int, path: Path) -> dict[str, Any]:

@@ -48,6 +48,7 @@ __all__ = [
     "end_to_json",
     "header_to_json",
     "parse_run_header",
+    "rate_key",
     "rate_to_json",
     "record_to_json",
     "redact_settings",
@@ -158,6 +159,7 @@ def header_to_json(
                 "region": target.region,
                 "profile": target.profile,
                 "endpoint": redact_url(target.endpoint),
+                "role_arn": target.role_arn,
             },
             "fingerprints": FINGERPRINTS,
             "settings": redact_settings(settings),
@@ -172,7 +174,9 @@ def parse_run_header(record: Mapping[str, Any]) -> RunHeader | str:
         return "run header without 'input'"
     if not isinstance(target, dict):
         return "run header without 'target'"
-    fields = {key: target.get(key) for key in ("service", "region", "profile", "endpoint")}
+    # role_arn: absent from the headers of runs before --role-arn existed.
+    keys = ("service", "region", "profile", "endpoint", "role_arn")
+    fields = {key: target.get(key) for key in keys}
     if not all(isinstance(value, str) or value is None for value in fields.values()):
         return "run header with a malformed 'target'"
     service, region = fields.pop("service"), fields.pop("region")
@@ -181,15 +185,26 @@ def parse_run_header(record: Mapping[str, Any]) -> RunHeader | str:
     return RunHeader(input=source, target=Destination(service, region, **fields))
 
 
-def rate_to_json(lane: Lane, rate: float) -> str:
-    """The line recording the adaptive limiter's learned ``rate`` for ``lane``.
+def rate_to_json(lane: Lane, rate: float, operation: str | None = None) -> str:
+    """The line recording the adaptive limiter's learned ``rate`` for ``lane``'s ``operation``
+    (None: ``CreateConfigurationSet``, whose records name no operation).
 
     Raises ``ValueError`` unless ``rate`` is a finite number >= 0.
     """
     rate = float(rate)
     if not rate >= 0 or rate == float("inf"):
         raise ValueError(f"learned rate must be a finite number >= 0, not {rate!r}")
-    return _dumps({"kind": "rate", "lane": str(lane), "rate": rate, "time": timestamp()})
+    record: dict[str, Any] = {"kind": "rate", "lane": str(lane), "rate": rate}
+    if operation is not None:
+        record["operation"] = operation
+    record["time"] = timestamp()
+    return _dumps(record)
+
+
+def rate_key(lane: str, operation: str | None) -> str:
+    """Where the resume index keeps a learned rate: the lane, and the operation unless it is
+    ``CreateConfigurationSet`` (see :func:`rate_to_json`)."""
+    return lane if operation is None else f"{lane}#{operation}"
 
 
 def end_to_json(run_id: str, summary: Mapping[str, Any]) -> str:

@@ -195,12 +195,13 @@ class Ledger:
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
-    def append_rate(self, lane: Lane, rate: float) -> None:
-        """Record the adaptive limiter's learned rate for ``lane``; a resumed run starts there.
+    def append_rate(self, lane: Lane, rate: float, operation: str | None = None) -> None:
+        """Record the adaptive limiter's learned rate for ``lane``'s ``operation`` (None:
+        ``CreateConfigurationSet``); a resumed run starts there.
 
         Raises ``ValueError`` unless ``rate`` is a finite number >= 0.
         """
-        self._write(rate_to_json(lane, rate))
+        self._write(rate_to_json(lane, rate, operation))
 
     def append_end(self, summary: Mapping[str, Any]) -> None:
         """Record the run's summary counts as its last record."""
@@ -442,6 +443,7 @@ def _identity(input_name: str, target: Destination) -> dict[str, str | None]:
         "service": target.service,
         "region": target.region,
         "profile": target.profile,
+        "role": target.role_arn,
         "endpoint": redact_url(target.endpoint),
         "input file": os.path.basename(input_name),
     }

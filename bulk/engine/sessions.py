@@ -1,0 +1,194 @@
+"""Where each lane's credentials come from: a botocore session per profile, and per role.
+
+A lane's credentials are its profile's (botocore's standard chain: environment, config file,
+SSO, ...), or, with a role, that role's, assumed through STS from the profile's. Role
+credentials use botocore's own refreshing machinery (an assume-role fetcher behind deferred
+refreshable credentials): the first lane of a role assumes it once, every other lane of the
+role (its other Regions) shares the result, and botocore assumes it again a little before the
+credentials expire, while calls go on. Never one ``AssumeRole`` per row.
+
+STS is reached as botocore reaches it: its own endpoint conventions (``AWS_ENDPOINT_URL_STS``,
+a profile's ``services`` section), or ``sts_endpoint_url`` (the embedded emulator's).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.credentials import (
+    AioAssumeRoleCredentialFetcher,
+    AioCredentialResolver,
+    AioDeferredRefreshableCredentials,
+)
+from aiobotocore.session import AioSession
+from botocore.exceptions import ClientError, NoCredentialsError
+
+from bulk.engine.answers import classify_exception
+from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message
+from bulk.errors import TargetError
+from bulk.models import Lane
+
+__all__ = ["Sessions", "role_failure"]
+
+# The session name CloudTrail shows for calls made with an assumed role.
+ROLE_SESSION_NAME = "bulk"
+
+Clock = Callable[[], datetime.datetime]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class _NoCache(dict[str, Any]):
+    """A credential cache that holds nothing.
+
+    The refreshable credentials already keep what the fetcher returns and decide when to
+    fetch again (by their clock); a cache in the fetcher would answer a refresh with the
+    credentials being replaced, judged fresh by the wall clock.
+    """
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        pass
+
+
+class _AssumedRole:
+    """A credential provider (botocore's interface) whose credentials are one role's."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "AssumeRole"
+
+    def __init__(
+        self, source: AioSession, role_arn: str, client_creator: Callable[..., Any], clock: Clock
+    ) -> None:
+        self._source = source
+        self._role_arn = role_arn
+        self._client_creator = client_creator
+        self._clock = clock
+
+    async def load(self) -> AioDeferredRefreshableCredentials:
+        source_credentials = await self._source.get_credentials()
+        if source_credentials is None:
+            raise NoCredentialsError()
+        fetcher = AioAssumeRoleCredentialFetcher(
+            client_creator=self._client_creator,
+            source_credentials=source_credentials,
+            role_arn=self._role_arn,
+            extra_args={"RoleSessionName": ROLE_SESSION_NAME},
+            cache=_NoCache(),
+        )
+        # Empty until first used: the role is assumed at the lane's pre-flight.
+        return AioDeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials,
+            method=self.METHOD,
+            time_fetcher=self._clock,
+        )
+
+
+class Sessions:
+    """The botocore sessions of a run's lanes: one per profile, and one per (profile, role).
+
+    ``static_credentials`` (the emulator's dummy keys) replace the credential chain of every
+    profile; roles are still assumed from them. ``clock`` is what role credentials read the
+    time from (tests move it to make them expire).
+    """
+
+    def __init__(
+        self,
+        *,
+        static_credentials: tuple[str, str] | None = None,
+        sts_endpoint_url: str | None = None,
+        sts_config: AioConfig | None = None,
+        clock: Clock = _now,
+    ) -> None:
+        self._static = static_credentials
+        self._sts_endpoint_url = sts_endpoint_url
+        self._sts_config = sts_config
+        self._clock = clock
+        self._profiles: dict[str | None, AioSession] = {}
+        self._roles: dict[tuple[str | None, str], AioSession] = {}
+        self._locks: dict[tuple[str | None, str], anyio.Lock] = {}
+        # Why a role could not be assumed: said again for its other lanes, not asked again.
+        self._refused: dict[tuple[str | None, str], tuple[str, BaseException]] = {}
+
+    def profile(self, profile: str | None) -> AioSession:
+        """The session of ``profile`` (None: the default chain)."""
+        session = self._profiles.get(profile)
+        if session is None:
+            session = self._profiles[profile] = AioSession(profile=profile)
+            if self._static is not None:
+                session.set_credentials(*self._static)
+        return session
+
+    async def for_lane(self, lane: Lane) -> AioSession:
+        """The session whose credentials ``lane`` uses, its role assumed (once per role).
+
+        Raises :class:`TargetError` naming the lane when the role cannot be assumed.
+        """
+        if lane.role_arn is None:
+            return self.profile(lane.profile)
+        key = (lane.profile, lane.role_arn)
+        session = self._roles.get(key)
+        if session is None:
+            session = self._roles[key] = AioSession(profile=lane.profile)
+            creator = functools.partial(
+                self.profile(lane.profile).create_client,
+                region_name=lane.region,
+                endpoint_url=self._sts_endpoint_url,
+                config=self._sts_config,
+            )
+            provider = _AssumedRole(self.profile(lane.profile), lane.role_arn, creator, self._clock)
+            session.register_component("credential_provider", AioCredentialResolver([provider]))
+        async with self._locks.setdefault(key, anyio.Lock()):
+            refused = self._refused.get(key)
+            if refused is not None:
+                reason, error = refused
+                raise TargetError(f"{lane}: {reason}") from error
+            try:
+                credentials = await session.get_credentials()
+                await credentials.get_frozen_credentials()
+            except Exception as exc:
+                said = role_failure(exc, lane)
+                if said is None:
+                    raise
+                self._refused[key] = (said, exc)
+                raise TargetError(f"{lane}: {said}") from exc
+        return session
+
+
+def role_failure(error: Exception, lane: Lane) -> str | None:
+    """Why ``lane``'s role could not be assumed, after the lane's name in a message; None when
+    ``error`` is not such a failure.
+
+    STS answers in XML, so its errors are read from the ``ClientError`` itself rather than
+    classified as an email API answer would be.
+    """
+    role = lane.role_arn
+    if isinstance(error, CREDENTIAL_ERRORS):
+        source = credential_message(error, Lane(lane.service, lane.region, lane.profile))
+        return f"cannot assume role {role}: {source}"
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        what = f"{err.get('Code') or 'Unknown'}: {err.get('Message') or ''}".rstrip(": ")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status < 500 and err.get("Code") not in ("Throttling", "ThrottlingException"):
+            return (
+                f"cannot assume role {role} ({what}); check the role's trust policy and that "
+                "the run's credentials may call sts:AssumeRole on it"
+            )
+        return f"cannot assume role {role}: STS failed ({what}); run the same command to resume"
+    result = classify_exception(error)
+    if result is None:
+        return None
+    return (
+        f"cannot assume role {role}: STS unreachable ({result.code}: {result.message}); check "
+        "the network and AWS_ENDPOINT_URL_STS, then run the same command to resume"
+    )

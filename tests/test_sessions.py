@@ -1,0 +1,125 @@
+"""Lanes by role: each role assumed once, its lanes sharing it, refreshed before expiry.
+
+The lanes' targets come from :class:`~bulk.engine.target.TargetPool`, whose sessions
+(:mod:`bulk.engine.sessions`) assume roles through the emulator's STS; the emulator counts
+every ``AssumeRole`` and keeps each account's sets apart, so the tests read both there.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import anyio
+import pytest
+
+from bulk.emulator import Emulator
+from bulk.engine.pipeline import EMULATOR_CREDENTIALS
+from bulk.engine.target import CREATE, CallKind, ClientSettings, TargetPool
+from bulk.errors import TargetError
+from bulk.models import Lane
+
+from .conftest import EmulatorFactory, unthrottled
+
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+def role(account: int, name: str = "Deploy") -> str:
+    return f"arn:aws:iam::{account:012d}:role/{name}"
+
+
+def pool(emulator: Emulator, **options: Any) -> TargetPool:
+    """Targets as ``--emulator`` makes them: dummy keys, roles assumed at the emulator."""
+    settings = ClientSettings(
+        endpoint_url=emulator.url,
+        static_credentials=EMULATOR_CREDENTIALS,
+        sts_endpoint_url=emulator.url,
+    )
+    return TargetPool(settings, **options)
+
+
+class Clock:
+    """The time of both ends, which a test moves: role credentials are judged by it (called),
+    and the emulator issues and checks them by it (``epoch``)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.datetime.now(datetime.UTC)
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+
+class TestRoles:
+    async def test_each_role_is_assumed_once_for_all_its_lanes(self, emulator: Emulator) -> None:
+        roles = [role(100000000000 + i) for i in range(6)]
+        lanes = [Lane("sesv2", region, None, arn) for arn in roles for region in REGIONS]
+
+        async with pool(emulator) as targets, anyio.create_task_group() as tg:
+            for lane in lanes * 3:  # every lane asked for three times, all at once
+                tg.start_soon(targets.get, lane)
+
+        assert emulator.state.stats()["assume_role"] == {arn: 1 for arn in roles}
+
+    async def test_each_lanes_sets_land_in_its_roles_account(self, emulator: Emulator) -> None:
+        lanes = [Lane("sesv2", "us-east-1", None, role(222233334444 + i)) for i in range(2)]
+        lanes += [Lane("sesv2", "eu-west-1", None, role(222233334444))]
+
+        async with pool(emulator) as targets:
+            for n, lane in enumerate(lanes):
+                target = await targets.get(lane)
+                result = await target.call(CREATE, {"ConfigurationSetName": f"set-{n}"})
+                assert result.kind is CallKind.OK
+
+        assert emulator.state.names(("222233334444", "us-east-1")) == ["set-0"]
+        assert emulator.state.names(("222233334445", "us-east-1")) == ["set-1"]
+        assert emulator.state.names(("222233334444", "eu-west-1")) == ["set-2"]
+
+    async def test_a_role_that_cannot_be_assumed_names_lane_role_and_what_to_check(
+        self, emulator_factory: EmulatorFactory
+    ) -> None:
+        denied = role(999988887777, "Locked")
+        config = unthrottled(denied_roles=frozenset({denied}))
+        async with emulator_factory(config) as emulator, pool(emulator) as targets:
+            messages = []
+            for region in REGIONS:
+                with pytest.raises(TargetError) as raised:
+                    await targets.get(Lane("sesv2", region, None, denied))
+                messages.append(str(raised.value))
+            good = await targets.get(Lane("sesv2", "us-east-1", None, role(111122223333)))
+
+            assert good.lane.role_arn == role(111122223333)
+            for region, message in zip(REGIONS, messages, strict=True):
+                assert message.startswith(f"sesv2/{denied}/{region}: cannot assume role {denied}")
+                assert "AccessDenied" in message and "trust policy" in message
+            assert emulator.state.stats()["assume_role"][denied] == 1, "asked again"
+
+    async def test_role_credentials_are_refreshed_before_they_expire(
+        self, emulator: Emulator
+    ) -> None:
+        arn = role(333344445555)
+        clock = Clock()
+        emulator.runtime.wall_clock = clock.epoch
+        async with pool(emulator, clock=clock) as targets:
+            target = await targets.get(Lane("sesv2", "us-east-1", None, arn))
+            first = await target.call(CREATE, {"ConfigurationSetName": "before"})
+            # 50 minutes on: the hour's credentials are inside botocore's refresh window (15
+            # minutes ahead), and the next call signs with new ones.
+            clock.now += datetime.timedelta(minutes=50)
+            second = await target.call(CREATE, {"ConfigurationSetName": "after"})
+            # 40 more: past the first credentials' hour (the emulator would refuse them).
+            clock.now += datetime.timedelta(minutes=40)
+            third = await target.call(CREATE, {"ConfigurationSetName": "later"})
+
+        assert (first.kind, second.kind, third.kind) == (CallKind.OK,) * 3
+        assert emulator.state.stats()["assume_role"] == {arn: 2}, "refreshed once, not per call"
+        assert emulator.state.names(("333344445555", "us-east-1")) == ["after", "before", "later"]
+
+    async def test_lanes_without_a_role_assume_nothing(self, emulator: Emulator) -> None:
+        async with pool(emulator) as targets:
+            for region in REGIONS:
+                await targets.get(Lane("sesv2", region))
+
+        assert emulator.state.stats()["assume_role"] == {}
