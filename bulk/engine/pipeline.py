@@ -39,26 +39,20 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulk.engine.intake import Batch, Intake, Send
 from bulk.engine.lanes import LaneQueue, Scheduler
-from bulk.engine.limiter import AdaptiveLimiter
-from bulk.engine.outcomes import judge
-from bulk.engine.retry import RetryPolicy
-from bulk.engine.stopping import Halt, LaneState, RunControl
+from bulk.engine.sender import Sender, put
+from bulk.engine.stopping import RunControl
 from bulk.engine.summary import RunStats, Summary
 from bulk.engine.target import (
     CREATE,
-    MAYBE_DONE,
-    CallKind,
-    CallResult,
     ClientSettings,
     TargetPool,
     Targets,
 )
-from bulk.errors import BulkError, LedgerWriteError, TargetError, sole_exception
+from bulk.errors import BulkError, LedgerWriteError, sole_exception
 from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN, ROLE_COLUMN, ROUTING_COLUMNS
 from bulk.input.regions import RunRegion
 from bulk.input.source import open_source, tally_rows
 from bulk.input.validate import Validator
-from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
 from bulk.models import Destination, Lane, Outcome, redact_url
 from bulk.settings import Settings
@@ -105,10 +99,7 @@ class Engine:
         self._on_start = on_start
         self._on_interrupt = on_interrupt
         self._handle_signals = handle_signals
-        self._quota_stops: list[str] = []
-        self._policy = RetryPolicy(max_attempts=settings.max_attempts)
         self._retry_sleep = retry_sleep
-        self._lanes: dict[Lane, LaneState] = {}
 
     @property
     def run_region(self) -> RunRegion:
@@ -163,9 +154,6 @@ class Engine:
         )
         ledger_path = s.ledger_path(self.input_path)
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
-        stats.current_rate = self._current_rate
-        stats.lanes = lambda: [str(lane) for lane in self._lanes]
-        stats.lane_rates = self._lane_rates
         # Shown before the first call: the run's Region and where it came from, and the
         # endpoint when it is not AWS's (without any password the URL carries).
         where = [f"Region {self._run_region}"]
@@ -191,6 +179,12 @@ class Engine:
                 dry_run=s.dry_run,
             ) as ledger:
                 stats.notes.extend(ledger.notes)
+                sender = self._sender = Sender(
+                    s, self.control, stats, ledger.index, retry_sleep=self._retry_sleep
+                )
+                stats.current_rate = sender.current_rate
+                stats.lanes = lambda: [str(lane) for lane in sender.lanes]
+                stats.lane_rates = sender.lane_rates
                 if self._on_start is not None:
                     self._on_start(stats)
                 intake = Intake(source.columns, validator, ledger.index, stats)
@@ -208,15 +202,16 @@ class Engine:
         writable = not self.settings.dry_run and not isinstance(
             self.control.abort, LedgerWriteError
         )
-        for state in self._lanes.values():
+        sender = self._sender
+        for state in sender.lanes.values():
             create = state.limiters.get(CREATE)  # None: the lane never sent
             stats.rates[str(state.lane)] = None if create is None else create.rate
-            if writable:
-                _record_rates(ledger, state)
+        if writable:
+            sender.record_rates(ledger)
         summary = stats.summary(
             interrupted=self.control.interrupted,
             aborted=str(self.control.abort) if self.control.abort else None,
-            quota_stops=tuple(self._quota_stops),
+            quota_stops=tuple(sender.quota_stops),
         )
         if writable:
             ledger.append_end(summary.as_record())
@@ -244,44 +239,6 @@ class Engine:
         async with contextlib.aclosing(targets):
             yield None if s.dry_run else targets
 
-    def _current_rate(self) -> float | None:
-        """The sum of the sending lanes' create rates (None while any lane is unlimited)."""
-        sending = [state for state in self._lanes.values() if not state.stopped]
-        rates = [state.limiters[CREATE].rate for state in sending if CREATE in state.limiters]
-        if not rates or any(rate is None for rate in rates):
-            return None
-        return sum(rate for rate in rates if rate is not None)
-
-    def _lane_rates(self) -> dict[str, float | None]:
-        """Each lane's current create rate (None: unlimited, or the lane stopped)."""
-        return {
-            str(lane): state.limiters[CREATE].rate
-            if CREATE in state.limiters and not state.stopped
-            else None
-            for lane, state in self._lanes.items()
-        }
-
-    def _lane(self, lane: Lane, ledger: Ledger) -> LaneState:
-        state = self._lanes.get(lane)
-        if state is None:
-            s = self.settings
-
-            def new_limiter(operation: str) -> AdaptiveLimiter:
-                learned = ledger.index.learned_rate(
-                    lane, None if operation == CREATE else operation
-                )
-                return AdaptiveLimiter(
-                    s.rate or None, s.burst, initial_rate=learned, adaptive=s.adaptive
-                )
-
-            state = self._lanes[lane] = LaneState(lane, new_limiter)
-        return state
-
-    def _fail_lane(self, lane: LaneState, error: TargetError) -> None:
-        """Stop ``lane`` alone, saying why once; its rows stay pending, other lanes go on."""
-        if lane.fail(str(error)):
-            self._stats.note_lane_stopped(str(lane.lane), str(error))
-
     async def _pipeline(
         self,
         frames: Iterator[pl.DataFrame],
@@ -296,7 +253,6 @@ class Engine:
         out_send, out_recv = anyio.create_memory_object_stream[Outcome](s.concurrency * 4)
         drain_scope = anyio.CancelScope()
         housekeeping = anyio.CancelScope()
-        self._calls = anyio.CapacityLimiter(s.concurrency)
         with tempfile.TemporaryDirectory(prefix="bulk-lanes-") as spill_dir:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer, out_recv, ledger, stats)
@@ -307,7 +263,7 @@ class Engine:
 
                             def start_lane(queue: LaneQueue) -> None:
                                 senders.start_soon(
-                                    self._lane_sender, queue, out_send.clone(), ledger, pool
+                                    self._sender.send_lane, queue, out_send.clone(), pool
                                 )
 
                             scheduler = Scheduler(start_lane, Path(spill_dir))
@@ -396,117 +352,12 @@ class Engine:
                 if self.control.stopping.is_set():
                     return
                 if isinstance(item, Outcome):
-                    await _put(out_send, item)
+                    await put(out_send, item)
                 elif self.settings.dry_run:
                     stats.note_would_send(item.prior.status if item.prior else None)
                 else:
                     await scheduler.put(item, self.control.wait)
             scheduler.read(read)
-
-    async def _lane_sender(
-        self,
-        queue: LaneQueue,
-        out_send: MemoryObjectSendStream[Outcome],
-        ledger: Ledger,
-        pool: Targets | None,
-    ) -> None:
-        """Send one lane's rows until its queue ends; after a stop, rows left stay pending.
-
-        Up to ``concurrency`` of the lane's rows are under way at once, each waiting for the
-        lane's token and then for one of the run's ``concurrency`` call slots: a lane waiting
-        on its limit holds no slot another lane could use.
-        """
-        under_way = anyio.Semaphore(self.settings.concurrency)
-        lane = self._lane(queue.lane, ledger)
-        async with out_send, anyio.create_task_group() as tg:
-            while True:
-                item = await queue.get()
-                if item is None or self.control.stopping.is_set() or pool is None:
-                    return
-                if lane.failed is not None:
-                    continue  # the lane stopped: its rows stay pending (the reader goes on)
-                await under_way.acquire()
-                tg.start_soon(self._send_row, item, lane, under_way, out_send, ledger, pool)
-
-    async def _send_row(
-        self,
-        item: Send,
-        lane: LaneState,
-        under_way: anyio.Semaphore,
-        out_send: MemoryObjectSendStream[Outcome],
-        ledger: Ledger,
-        pool: Targets,
-    ) -> None:
-        try:
-            if self.control.stopping.is_set() or lane.stopped:
-                return
-            try:
-                outcome = await self._send(item, lane, pool)
-            except TargetError as exc:
-                self._fail_lane(lane, exc)
-                return
-            if outcome is not None:
-                await _put(out_send, outcome)
-        finally:
-            under_way.release()
-
-    async def _send(self, item: Send, lane: LaneState, pool: Targets) -> Outcome | None:
-        """Send one row with retries; ``None`` leaves it pending for the next run.
-
-        Raises :class:`TargetError` when the row's lane cannot be used.
-        """
-        row = item.row
-        target = await pool.get(row.lane)
-        limiter = lane.limiter(CREATE)
-        lane_name = str(row.lane)
-        ambiguous = carries_ambiguity(item.prior)
-        attempts = 0
-        last: CallResult | None = None
-        stats = self._stats
-
-        async def attempt() -> CallResult:
-            nonlocal attempts, ambiguous, last
-            await self.control.acquire(lane, CREATE)
-            attempts += 1
-            async with self._calls:
-                stats.in_flight += 1
-                try:
-                    result = await target.call(CREATE, row.request)
-                finally:
-                    stats.in_flight -= 1
-            stats.note_attempt(result, retry=attempts > 1, lane=lane_name)
-            if result.kind is CallKind.THROTTLED:
-                limiter.on_throttle()
-            else:
-                limiter.on_success()
-            ambiguous = ambiguous or result.kind in MAYBE_DONE
-            last = result
-            return result
-
-        try:
-            result = await self._policy.run(
-                attempt,
-                should_stop=lambda: self.control.stopping.is_set() or lane.stopped,
-                sleep=lambda seconds: self.control.backoff(seconds, self._retry_sleep),
-            )
-        except Halt:
-            # Stopped before this attempt was sent: the row stays pending, unless an
-            # earlier attempt may have created it (then it is recorded, ambiguous).
-            if last is None or not ambiguous:
-                return None
-            result = last
-        verdict = judge(
-            row,
-            result,
-            attempts=attempts,
-            ambiguous=ambiguous,
-            stopping=self.control.stopping.is_set(),
-        )
-        if verdict.quota and lane.stop_quota():
-            self._quota_stops.append(str(lane.lane))
-        if verdict.abort is not None:
-            self._fail_lane(lane, verdict.abort)
-        return verdict.outcome
 
     async def _writer(
         self, out_recv: MemoryObjectReceiveStream[Outcome], ledger: Ledger, stats: RunStats
@@ -539,8 +390,7 @@ class Engine:
                     continue
                 if now - last_rate >= _RATE_RECORD_INTERVAL:
                     last_rate = now
-                    for state in self._lanes.values():
-                        _record_rates(ledger, state)
+                    self._sender.record_rates(ledger)
 
 
 def _note_lane_skips(stats: RunStats, batch: Batch, read: Mapping[Lane, int]) -> None:
@@ -557,13 +407,6 @@ def _note_lane_skips(stats: RunStats, batch: Batch, read: Mapping[Lane, int]) ->
             stats.note_lane_skipped(str(lane), skipped)
 
 
-def _record_rates(ledger: Ledger, lane: LaneState) -> None:
-    """Record each of the lane's learned rates, so that a resumed run starts there."""
-    for operation, limiter in lane.limiters.items():
-        if limiter.rate is not None:
-            ledger.append_rate(lane.lane, limiter.rate, None if operation == CREATE else operation)
-
-
 async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:
     """The next item, yielding to the event loop only when none is waiting.
 
@@ -574,14 +417,6 @@ async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:
         return stream.receive_nowait()
     except anyio.WouldBlock:
         return await stream.receive()
-
-
-async def _put(stream: MemoryObjectSendStream[_T], item: _T) -> None:
-    """Send ``item``, yielding to the event loop only when the stream is full."""
-    try:
-        stream.send_nowait(item)
-    except anyio.WouldBlock:
-        await stream.send(item)
 
 
 class _LaneCounter:

@@ -47,6 +47,10 @@ class LaneState:
     quota_stopped: bool = False
     failed: str | None = None
     waiting: set[anyio.CancelScope] = field(default_factory=set)
+    name: str = field(init=False)  # str(lane), made once: records and counters use it per call
+
+    def __post_init__(self) -> None:
+        self.name = str(self.lane)
 
     def limiter(self, operation: str) -> AdaptiveLimiter:
         """The limiter of the lane's ``operation`` calls."""
