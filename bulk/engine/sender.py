@@ -129,7 +129,7 @@ class Sender:
                     return
                 if lane.failed is not None:
                     continue  # the lane stopped: its rows stay pending (the reader goes on)
-                await under_way.acquire()
+                await _acquire(under_way)
                 tg.start_soon(self._send_row, item, lane, under_way, out_send, pool)
 
     async def _send_row(
@@ -170,12 +170,13 @@ class Sender:
             nonlocal attempts, ambiguous, last
             await self.control.acquire(lane, CREATE)
             attempts += 1
-            async with self._calls:
-                stats.in_flight += 1
-                try:
-                    result = await target.call(CREATE, row.request)
-                finally:
-                    stats.in_flight -= 1
+            await _acquire(self._calls)
+            stats.in_flight += 1
+            try:
+                result = await target.call(CREATE, row.request)
+            finally:
+                stats.in_flight -= 1
+                self._calls.release()
             stats.note_attempt(result, retry=attempts > 1, lane=lane.name)
             if result.kind is CallKind.THROTTLED:
                 limiter.on_throttle()
@@ -209,6 +210,19 @@ class Sender:
         if verdict.abort is not None:
             self.fail_lane(lane, verdict.abort)
         return verdict.outcome
+
+
+async def _acquire(slots: anyio.Semaphore | anyio.CapacityLimiter) -> None:
+    """Take one of ``slots``, yielding to the event loop only when none is free.
+
+    anyio's ``acquire`` always passes through the event loop; per row and per call, that is
+    an event-loop pass each, which spreads the calls a batch could send in one pass over as
+    many passes (and wakes the server once per call instead of once per batch).
+    """
+    try:
+        slots.acquire_nowait()
+    except anyio.WouldBlock:
+        await slots.acquire()
 
 
 async def put(stream: MemoryObjectSendStream[_T], item: _T) -> None:
