@@ -46,6 +46,10 @@ DEFAULTS = Settings()
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+# Stopped lanes said one line each on stderr; past these, a count (hundreds of lanes of one
+# refused account would bury the summary).
+_STOPPED_SHOWN = 10
+
 
 def _setting(option: str, text: str) -> Callable[[_F], _F]:
     """An option for the ``Settings`` field of its name, with that field's type and default."""
@@ -142,8 +146,15 @@ def provision_command(input_path: Path, debug: bool, as_json: bool, **options: A
         click.echo(render_summary(summary, command=command))
     if summary.aborted:
         click.echo(f"bulk: error: {safe(summary.aborted)}", err=True)
-    for reason in summary.stopped_lanes.values():
+    reasons = list(summary.stopped_lanes.values())
+    for reason in reasons[:_STOPPED_SHOWN]:
         click.echo(f"bulk: error: {safe(reason)}", err=True)
+    if len(reasons) > _STOPPED_SHOWN:
+        click.echo(
+            f"bulk: error: {len(reasons) - _STOPPED_SHOWN} more lanes stopped "
+            "(every one with its reason: --json, or the ledger's end record)",
+            err=True,
+        )
     sys.exit(summary.exit_code)
 
 

@@ -8,6 +8,9 @@ every ``AssumeRole`` and keeps each account's sets apart, so the tests read both
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,6 +23,7 @@ from bulk.errors import TargetError
 from bulk.models import Lane
 
 from .conftest import EmulatorFactory, unthrottled
+from .torture import run_bulk
 
 REGIONS = ("us-east-1", "eu-west-1")
 
@@ -123,3 +127,36 @@ class TestRoles:
                 await targets.get(Lane("sesv2", region))
 
         assert emulator.state.stats()["assume_role"] == {}
+
+
+class TestAsAUserSeesIt:
+    def test_a_denied_role_is_one_line_per_lane_and_no_traceback(
+        self,
+        tmp_path: Path,
+        threaded_emulator: Callable[..., AbstractContextManager[Emulator]],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        denied, good = role(999988887777, "Locked"), role(111122223333)
+        path = tmp_path / "t.csv"
+        path.write_text(
+            "ConfigurationSetName,RoleArn\n"
+            + "".join(f"t-{i},{denied if i % 2 else good}\n" for i in range(6))
+        )
+        config = unthrottled(denied_roles=frozenset({denied}))
+        with threaded_emulator(config) as emulator:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_STS", emulator.url)
+            result = run_bulk(
+                "provision", path, "--endpoint-url", emulator.url, "--rate", "0", cwd=tmp_path
+            )
+            placed = emulator.state.names(("111122223333", "us-east-1"))
+
+        assert result.returncode == 3, result.stderr
+        assert "Traceback" not in result.stderr and "Refreshing" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("bulk: error:")]
+        assert errors == [
+            f"bulk: error: pinpoint-email/{denied}/us-east-1: cannot assume role {denied} "
+            f"(AccessDenied: User: arn:aws:iam::123456789012:user/emulator is not authorized to "
+            f"perform: sts:AssumeRole on resource: {denied}); check the role's trust policy and "
+            "that the run's credentials may call sts:AssumeRole on it"
+        ]
+        assert placed == ["t-0", "t-2", "t-4"]

@@ -17,6 +17,7 @@ import os
 import shlex
 
 from botocore.exceptions import (
+    ClientError,
     ConfigNotFound,
     ConfigParseError,
     CredentialRetrievalError,
@@ -163,7 +164,8 @@ def quiet_refresh_logs() -> None:
 
     aiobotocore logs a failed refresh of credentials or of an SSO token, traceback and all,
     before it raises the error; with no logging set up Python prints that on stderr, above the
-    one line bulk makes of the same error. Records of other errors pass. Idempotent.
+    one line bulk makes of the same error (an assumed role's: STS's ``ClientError``, which
+    stops the lane). Records of other errors pass. Idempotent.
     """
     for name in ("aiobotocore.credentials", "aiobotocore.tokens"):
         logging.getLogger(name).addFilter(_not_reported_here)  # a filter is added once
@@ -172,4 +174,4 @@ def quiet_refresh_logs() -> None:
 def _not_reported_here(record: logging.LogRecord) -> bool:
     """False for a log record of a credential failure, which bulk reports as its own line."""
     error = record.exc_info[1] if record.exc_info else None
-    return not isinstance(error, CREDENTIAL_ERRORS)
+    return not isinstance(error, (*CREDENTIAL_ERRORS, ClientError))
