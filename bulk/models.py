@@ -76,11 +76,15 @@ class InputRow:
 
 @dataclass(frozen=True)
 class Row:
-    """A validated row, ready to send: the ``CreateConfigurationSet`` keyword arguments.
+    """A validated row, ready to send: the ``CreateConfigurationSet`` keyword arguments, and
+    what goes with the set.
 
-    ``digest`` is a stable hash of ``request`` and ``lane``: the ledger keeps it so a resumed
-    run can tell a row the user changed from one it already handled. ``fingerprint`` is its
-    record's (see :class:`InputRow`).
+    ``tenants``: the SES v2 tenants the set belongs to (its ``TenantName`` cell), each created
+    when missing and associated with the set. ``destinations``: its event destinations, each
+    the ``CreateConfigurationSetEventDestination`` keyword arguments but the set's name
+    (``EventDestinationName`` and ``EventDestination``). ``digest`` is a stable hash of all
+    of it and ``lane``: the ledger keeps it so a resumed run can tell a row the user changed
+    from one it already handled. ``fingerprint`` is its record's (see :class:`InputRow`).
     """
 
     number: int
@@ -89,6 +93,8 @@ class Row:
     request: Mapping[str, Any]
     digest: str
     fingerprint: int | None = None
+    tenants: tuple[str, ...] = ()
+    destinations: tuple[Mapping[str, Any], ...] = ()
 
     def outcome(self, status: Status, **fields: Any) -> Outcome:
         """This row's ledger record: its number, name, lane, digest and fingerprint, plus

@@ -12,7 +12,7 @@ import pytest
 from bulk.ledger.records import FINGERPRINTS, Prior, header_to_json, record_to_json
 from bulk.ledger.rules import Action, carries_ambiguity, decide
 from bulk.ledger.writer import save_index
-from bulk.models import Lane, Outcome, Status
+from bulk.models import Lane, Outcome, Row, Status
 
 from .ledger_helpers import (
     INPUT,
@@ -75,6 +75,29 @@ class TestRoundTrip:
             for i, name in enumerate(names, 1):
                 prior = ledger.index.get(LANE, name)
                 assert prior is not None and prior.row == i, name
+
+    @pytest.mark.parametrize("name", ["acme", "lone-\udc80"], ids=["fast-path", "slow-path"])
+    def test_an_intent_with_no_record_after_it_reads_as_a_call_in_flight(
+        self, path: Path, name: str
+    ) -> None:
+        """A process killed with a call in flight leaves the row's intent line and no record:
+        the resume must read ``AlreadyExists`` as its own (a lone surrogate in a name sends
+        the reader down its slow path, which must agree)."""
+        with open_ledger(path) as ledger:
+            ledger.append_intents([Row(3, name, LANE, {}, "digest-3")])
+            ledger.append_intents([Row(4, "answered", LANE, {}, "digest-4")])
+            ledger.append(outcome("answered", row=4, digest="digest-4"))
+            ledger.append_intents([Row(5, "retried", LANE, {}, "digest-5")])
+            ledger.append(outcome("retried", Status.FAILED, row=5, digest="digest-5"))
+        with open_ledger(path) as ledger:
+            index = ledger.index
+            in_flight = index.get(LANE, name)
+            assert in_flight == Prior(3, Status.FAILED, "digest-3", "Interrupted", ambiguous=True)
+            assert carries_ambiguity(in_flight)
+            assert decide(in_flight, "digest-3") is Action.SEND
+            assert index.get(LANE, "answered") == Prior(4, Status.CREATED, "digest-4")
+            assert not carries_ambiguity(index.get(LANE, "retried")), "answered: no call in flight"
+            assert index.counts["failed"] == 2 and index.counts["created"] == 1
 
     def test_learned_rate_round_trip(self, path: Path) -> None:
         with open_ledger(path) as ledger:

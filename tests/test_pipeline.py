@@ -282,8 +282,11 @@ class TestStops:
         reason = summary.stopped_lanes[str(LANE)]
         assert "AccessDeniedException" in reason and "run the same command to resume" in reason
         assert targets.calls == ["t-0", "t-1", "t-2"]
-        assert set(latest(path)) == {"t-0", "t-1"}, "the refused row is left for the resume"
-        assert summary.pending == 8
+        refused = latest(path)["t-2"]
+        assert (refused["status"], refused["code"]) == ("failed", "AccessDeniedException")
+        assert "ambiguous" not in refused, "refused: nothing was created"
+        assert set(latest(path)) == {"t-0", "t-1", "t-2"}, "the rows after it left unrecorded"
+        assert summary.pending == 7
 
     async def test_an_endpoint_that_never_answers_stops_its_lane_with_exit_3(
         self, tmp_path: Path
@@ -296,7 +299,8 @@ class TestStops:
         assert summary.exit_code == 3
         assert "endpoint unreachable after 2 attempts" in summary.stopped_lanes[str(LANE)]
         assert targets.calls == ["t-0", "t-0"]
-        assert summary.pending == 4 and not latest(path)
+        assert summary.pending == 3
+        assert latest(path)["t-0"]["status"] == "failed", "its intent line is answered"
 
     async def test_a_refused_preflight_aborts_before_the_ledger_exists(
         self, tmp_path: Path
@@ -369,14 +373,14 @@ class TestStops:
         assert (summary.counts["created"], summary.pending) == (4, 6)
 
     @pytest.mark.parametrize(
-        ("first", "recorded"),
-        [(CallKind.THROTTLED, None), (CallKind.AMBIGUOUS, "failed")],
+        ("first", "ambiguous"), [(CallKind.THROTTLED, False), (CallKind.AMBIGUOUS, True)]
     )
     async def test_a_stop_during_a_retry_wait_sends_no_retry(
-        self, tmp_path: Path, first: CallKind, recorded: str | None
+        self, tmp_path: Path, first: CallKind, ambiguous: bool
     ) -> None:
-        """The wait is cut short; the row stays pending, unless its attempt may have created
-        it: then it is recorded, ambiguous, so the resume knows."""
+        """The wait is cut short, and the row is recorded ``failed``: ambiguous when its
+        attempt may have created it, so the resume knows; else plainly, so that its intent
+        line is not read as a call in flight."""
         path = names_file(tmp_path, 3)
         engine: list[Engine] = []
         targets = ScriptedTargets({"t-1": [first, CallKind.OK]})
@@ -389,10 +393,9 @@ class TestStops:
             summary = await run(path, targets, stop_then_wait, engine=engine)
 
         assert targets.calls == ["t-0", "t-1"]
-        record = latest(path).get("t-1")
-        assert (record and record["status"]) == recorded
-        if record is not None:
-            assert record["ambiguous"] is True
+        record = latest(path)["t-1"]
+        assert record["status"] == "failed"
+        assert record.get("ambiguous", False) is ambiguous
         assert summary.interrupted and summary.exit_code == 130
 
 

@@ -27,7 +27,7 @@ import contextlib
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -40,7 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulk.engine.intake import Batch, Intake, Send
 from bulk.engine.lanes import LaneQueue, Scheduler
 from bulk.engine.sender import Sender, put
-from bulk.engine.stopping import RunControl
+from bulk.engine.stopping import Halt, RunControl
 from bulk.engine.summary import RunStats, Summary
 from bulk.engine.target import (
     CREATE,
@@ -54,7 +54,7 @@ from bulk.input.regions import RunRegion
 from bulk.input.source import open_source, tally_rows
 from bulk.input.validate import Validator
 from bulk.ledger.writer import Ledger
-from bulk.models import Destination, Lane, Outcome, redact_url
+from bulk.models import Destination, Lane, Outcome, Row, redact_url
 from bulk.settings import Settings
 
 # Dummy keys for the emulator: it accepts any signature, and no real credential is looked up.
@@ -180,7 +180,12 @@ class Engine:
             ) as ledger:
                 stats.notes.extend(ledger.notes)
                 sender = self._sender = Sender(
-                    s, self.control, stats, ledger.index, retry_sleep=self._retry_sleep
+                    s,
+                    self.control,
+                    stats,
+                    ledger.index,
+                    intend=None if s.dry_run else self._intend(ledger),
+                    retry_sleep=self._retry_sleep,
                 )
                 stats.current_rate = sender.current_rate
                 stats.lanes = lambda: [str(lane) for lane in sender.lanes]
@@ -196,6 +201,18 @@ class Engine:
         if isinstance(self.control.abort, LedgerWriteError):
             raise self.control.abort
         return summary
+
+    def _intend(self, ledger: Ledger) -> Callable[[Sequence[Row]], None]:
+        """Write rows' intent lines; a ledger that cannot take them stops the run."""
+
+        def intend(rows: Sequence[Row]) -> None:
+            try:
+                ledger.append_intents(rows)
+            except LedgerWriteError as exc:
+                self.control.stop(abort=exc)
+                raise Halt from exc  # the call must not go out without its intent
+
+        return intend
 
     def _finish(self, ledger: Ledger, stats: RunStats) -> Summary:
         """Record each lane's learned rate and the run's summary; return the summary."""

@@ -6,12 +6,16 @@ Invariants (see also :mod:`bulk.engine.pipeline`):
   only then one of the run's ``concurrency`` call slots: a lane waiting on its limit holds
   none, so it never holds up another lane;
 - a lane whose calls cannot succeed (credentials, permissions, an endpoint that does not
-  answer) stops alone: its rows stay pending and the other lanes go on.
+  answer) stops alone: its rows stay pending and the other lanes go on;
+- before a row's first call whose outcome the ledger does not hold (no earlier attempt
+  may have created it), its intent line is in the ledger; a row whose intent was written
+  ends the run recorded (``failed`` when no answer settled it), so that an intent with no
+  record after it always means a call that was in flight when the process died.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -29,7 +33,7 @@ from bulk.errors import TargetError
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.models import Lane, Outcome
+from bulk.models import Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
 __all__ = ["Sender", "put"]
@@ -40,8 +44,9 @@ _T = TypeVar("_T")
 class Sender:
     """The lanes of one run, and the sending of their rows.
 
-    ``index`` gives each limiter the rate an earlier run learned; ``retry_sleep`` replaces
-    ``anyio.sleep`` for the waits between a row's attempts (a stop cuts them short).
+    ``index`` gives each limiter the rate an earlier run learned; ``intend`` writes rows'
+    intent lines (:meth:`~bulk.ledger.writer.Ledger.append_intents`); ``retry_sleep``
+    replaces ``anyio.sleep`` for the waits between a row's attempts (a stop cuts them short).
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class Sender:
         stats: RunStats,
         index: ResumeIndex,
         *,
+        intend: Callable[[Sequence[Row]], None] | None = None,
         retry_sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self._settings = settings
@@ -59,6 +65,7 @@ class Sender:
         self._index = index
         self._policy = RetryPolicy(max_attempts=settings.max_attempts)
         self._retry_sleep = retry_sleep
+        self._intend = intend
         self._calls = anyio.CapacityLimiter(settings.concurrency)
         self.lanes: dict[Lane, LaneState] = {}
         self.quota_stops: list[str] = []
@@ -162,15 +169,23 @@ class Sender:
         target = await pool.get(row.lane)
         limiter = lane.limiter(CREATE)
         ambiguous = carries_ambiguity(item.prior)
+        intended = False
         attempts = 0
         last: CallResult | None = None
         stats = self._stats
 
         async def attempt() -> CallResult:
-            nonlocal attempts, ambiguous, last
+            nonlocal attempts, ambiguous, last, intended
             await self.control.acquire(lane, CREATE)
             attempts += 1
             await _acquire(self._calls)
+            if not (intended or ambiguous) and self._intend is not None:
+                try:
+                    self._intend((row,))
+                except BaseException:
+                    self._calls.release()
+                    raise
+                intended = True
             stats.in_flight += 1
             try:
                 result = await target.call(CREATE, row.request)
@@ -196,6 +211,14 @@ class Sender:
             # Stopped before this attempt was sent: the row stays pending, unless an
             # earlier attempt may have created it (then it is recorded, ambiguous).
             if last is None or not ambiguous:
+                return _unsettled(row, last, attempts) if intended else None
+            result = last
+        except TargetError as exc:
+            # The lane cannot be used (its credentials failed as this call was signed).
+            self.fail_lane(lane, exc)
+            if intended and not ambiguous:
+                return _unsettled(row, last, attempts, exc)
+            if last is None or not ambiguous:
                 return None
             result = last
         verdict = judge(
@@ -209,7 +232,25 @@ class Sender:
             self.quota_stops.append(lane.name)
         if verdict.abort is not None:
             self.fail_lane(lane, verdict.abort)
+        if verdict.outcome is None and intended:
+            return _unsettled(row, result, attempts)
         return verdict.outcome
+
+
+def _unsettled(
+    row: Row, last: CallResult | None, attempts: int, error: TargetError | None = None
+) -> Outcome:
+    """The record of a row whose calls all got answers that leave it unsent (a 429, a
+    refused connection, refused credentials) when the run stopped sending it: ``failed``, so
+    that its intent line is not read as a call in flight (the next run sends it again)."""
+    code = last.code if last is not None else "LaneStopped"
+    said = str(error) if error is not None else (last.message if last is not None else "")
+    return row.outcome(
+        Status.FAILED,
+        code=code,
+        message=f"stopped before an answer settled it: {said}".rstrip(": "),
+        attempts=attempts,
+    )
 
 
 async def _acquire(slots: anyio.Semaphore | anyio.CapacityLimiter) -> None:

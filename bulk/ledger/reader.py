@@ -39,7 +39,14 @@ import polars as pl
 from bulk.errors import LedgerError
 from bulk.ledger import index_file
 from bulk.ledger.index import ResumeIndex
-from bulk.ledger.records import ROW_LIMIT, STATUS_VALUES, RunHeader, parse_run_header
+from bulk.ledger.records import (
+    INTENT_CODE,
+    ROW_LIMIT,
+    STATUS_VALUES,
+    RunHeader,
+    parse_run_header,
+)
+from bulk.models import Status
 from bulk.polars_errors import ANY_POLARS_ERROR
 
 __all__ = ["Scan", "read_records", "scan", "usable_end"]
@@ -199,6 +206,7 @@ def _parse_fast(chunk: bytes) -> _Parsed | None:
         frame = pl.read_ndjson(chunk, schema=_SCHEMA)
     except ANY_POLARS_ERROR:
         return None
+    frame = _intents_as_records(frame)
     kind = pl.col("kind")
     status = pl.col("status")
     row = pl.col("row")
@@ -235,6 +243,20 @@ def _parse_fast(chunk: bytes) -> _Parsed | None:
             return None
         runs.append(header)
     return frame, runs
+
+
+def _intents_as_records(frame: pl.DataFrame) -> pl.DataFrame:
+    """Intent lines as what a resume reads them as: ambiguous ``failed`` records (see
+    :func:`~bulk.ledger.records.intent_to_json`); a later record of the row supersedes it."""
+    intent = (pl.col("kind") == "intent").fill_null(False)
+    if not frame.select(intent.any()).item():
+        return frame
+    return frame.with_columns(
+        kind=pl.when(intent).then(None).otherwise(pl.col("kind")),
+        status=pl.when(intent).then(pl.lit(Status.FAILED.value)).otherwise(pl.col("status")),
+        code=pl.when(intent).then(pl.lit(INTENT_CODE)).otherwise(pl.col("code")),
+        ambiguous=pl.when(intent).then(True).otherwise(pl.col("ambiguous")),
+    )
 
 
 def _parse_slow(chunk: bytes, first_line: int, path: Path) -> _Parsed:
@@ -293,7 +315,10 @@ def _columns(record: dict[str, Any]) -> tuple[Any, ...] | RunHeader | str:
             if not isinstance(operation, str):
                 operation = None
             return (kind, lane, None, None, None, None, None, None, rate, None, operation, None)
-        return (kind, *([None] * (len(_SCHEMA) - 1)))
+        if kind != "intent":
+            return (kind, *([None] * (len(_SCHEMA) - 1)))
+        # An intent line: read as the row's record (see _intents_as_records).
+        record = {**record, "status": Status.FAILED.value, "code": INTENT_CODE, "ambiguous": True}
     status = record.get("status")
     if status is None:
         return "neither 'kind' nor 'status'"

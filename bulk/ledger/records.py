@@ -37,16 +37,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from bulk.models import Destination, Lane, Outcome, Status, bulk_version, redact_url
+from bulk.models import Destination, Lane, Outcome, Row, Status, bulk_version, redact_url
 
 __all__ = [
     "FINGERPRINTS",
+    "INTENT_CODE",
     "ROW_LIMIT",
     "STATUS_VALUES",
     "Prior",
     "RunHeader",
     "end_to_json",
     "header_to_json",
+    "intent_to_json",
     "parse_run_header",
     "rate_key",
     "rate_to_json",
@@ -138,6 +140,33 @@ def record_to_json(outcome: Outcome, time: str | None = None) -> str:
         if key not in _ROW_KEYS:
             record[key] = value
     return _dumps(record)
+
+
+# The code a resume gives a row whose intent line has no record after it: the process ended
+# (a crash, kill -9) with the row's call in flight, so the service may have done it.
+INTENT_CODE = "Interrupted"
+
+
+def intent_to_json(row: Row, time: str | None = None) -> str:
+    """The intent line written before ``row``'s first call whose outcome the ledger does not
+    hold yet; ``time`` defaults to now.
+
+    Until a record of the row follows it, a resume reads it as an ambiguous ``failed``
+    record (code :data:`INTENT_CODE`): the call may have gone through, so ``AlreadyExists``
+    is then the row's own doing.
+    """
+    if not 0 <= row.number < ROW_LIMIT:
+        raise ValueError(f"a row's number must be in [0, {ROW_LIMIT}): {row.number}")
+    return _dumps(
+        {
+            "kind": "intent",
+            "row": row.number,
+            "name": row.name,
+            "lane": str(row.lane),
+            "digest": row.digest,
+            "time": time or timestamp(),
+        }
+    )
 
 
 def header_to_json(

@@ -40,11 +40,12 @@ from bulk.ledger.records import (
     RunHeader,
     end_to_json,
     header_to_json,
+    intent_to_json,
     rate_to_json,
     record_to_json,
     timestamp,
 )
-from bulk.models import Destination, Lane, Outcome, redact_url
+from bulk.models import Destination, Lane, Outcome, Row, redact_url
 
 __all__ = ["Ledger", "save_index"]
 
@@ -192,6 +193,18 @@ class Ledger:
         """
         now = timestamp()  # one write, one time
         lines = [record_to_json(outcome, now) for outcome in outcomes]
+        if lines:
+            self._write("\n".join(lines), records=len(lines))
+
+    def append_intents(self, rows: Sequence[Row]) -> None:
+        """Say, before their calls go out, that ``rows`` are about to be sent (one write).
+
+        The lines reach the OS before this returns: a process killed with the calls in
+        flight leaves them, and its resume knows those calls may have gone through
+        (:func:`~bulk.ledger.records.intent_to_json`).
+        """
+        now = timestamp()
+        lines = [intent_to_json(row, now) for row in rows]
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
