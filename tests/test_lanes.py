@@ -58,6 +58,39 @@ class TestScheduler:
             assert got == list(numbers), "a lane's rows in file order"
         scheduler.remove_files()
 
+    async def test_a_lane_reads_its_spill_file_while_the_reader_writes_it(
+        self, tmp_path: Path
+    ) -> None:
+        """A file sorted by lane, its first lane sending as the reader spills its rows: the
+        lane reads chunks back (a worker thread) while the reader writes later ones (another).
+        Each row comes out once, in file order (with one shared file position, whole chunks
+        were lost or read as garbage)."""
+        a, b = Lane("sesv2", "us-east-1"), Lane("sesv2", "eu-west-1")
+        started: list[LaneQueue] = []
+        scheduler = Scheduler(started.append, tmp_path)
+        total = 20_000
+        scheduler.expect({a: total, b: 1})
+        got: list[int] = []
+
+        async def drain(queue: LaneQueue) -> None:
+            while (item := await queue.get()) is not None:
+                got.append(item.row.number)
+                if len(got) % 50 == 0:
+                    await anyio.sleep(0)  # let the reader spill between reads
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for n in range(1, total + 1):
+                    await scheduler.put(send(a, n), no_wait)
+                    if n == 1:
+                        tg.start_soon(drain, started[0])
+                scheduler.read({a: total})
+                await scheduler.put(send(b, total + 1), no_wait)
+                scheduler.read({b: 1})
+                scheduler.close()
+        assert got == list(range(1, total + 1))
+        scheduler.remove_files()
+
     async def test_one_lane_waits_for_room_and_never_spills(self, tmp_path: Path) -> None:
         lane = Lane("sesv2", "us-east-1")
         started: list[LaneQueue] = []

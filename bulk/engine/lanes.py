@@ -19,11 +19,15 @@ Invariants:
 - a lane's rows leave its queue in file order: memory first, then its spill file's
   chunks, then the chunk being written, and a row goes to memory only while nothing of its
   lane is spilled;
+- a spill file is written (by the reader) and read (by its lane) at the same time, each in a
+  worker thread: both use positional I/O at offsets kept in the event loop, never the file's
+  shared position, and a chunk counts as written only once its bytes are all there;
 - a lane is in ``starving`` exactly when its queue is empty and rows of it are still unread.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
 from collections import deque
@@ -107,31 +111,54 @@ class LaneQueue:
     async def _refill(self) -> None:
         """Move the next spilled rows into memory: a chunk of the file, else the unwritten."""
         if self._read < self._written:
-            self._memory.extend(await anyio.to_thread.run_sync(self._read_chunk))
+            rows, self._read = await anyio.to_thread.run_sync(self._read_chunk, self._read)
+            self._memory.extend(rows)
         elif self._writing:
             self._memory.extend(self._writing)
             self._writing = []
 
     async def _flush(self) -> None:
-        rows, self._writing = self._writing, []
-        await anyio.to_thread.run_sync(self._write_chunk, rows)
+        """Write the rows waiting to be spilled as the file's next chunk.
 
-    def _write_chunk(self, rows: list[Send]) -> None:
+        Only the reader flushes, and it waits here, so one flush at a time: the chunk goes at
+        ``_written``, which moves past it once it is whole (the lane may read meanwhile).
+        """
+        rows, self._writing = self._writing, []
         if self._file is None:
             # Closed by close(), when the run ends (the file has no name to leave behind).
             self._file = tempfile.TemporaryFile(dir=self._scheduler.spill_dir)  # noqa: SIM115
-        data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
-        self._file.seek(self._written)
-        self._file.write(len(data).to_bytes(8, "little") + data)
-        self._written = self._file.tell()
+        self._written = await anyio.to_thread.run_sync(self._write_chunk, rows, self._written)
 
-    def _read_chunk(self) -> list[Send]:
+    def _write_chunk(self, rows: list[Send], at: int) -> int:
+        """Write ``rows`` at offset ``at``; the offset after them."""
         assert self._file is not None
-        self._file.seek(self._read)
-        size = int.from_bytes(self._file.read(8), "little")
-        rows: list[Send] = pickle.loads(self._file.read(size))
-        self._read = self._file.tell()
-        return rows
+        data = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        chunk = len(data).to_bytes(8, "little") + data
+        fd, done = self._file.fileno(), 0
+        while done < len(chunk):
+            done += os.pwrite(fd, chunk[done:], at + done)
+        return at + len(chunk)
+
+    def _read_chunk(self, at: int) -> tuple[list[Send], int]:
+        """The chunk at offset ``at``, and the offset after it."""
+        assert self._file is not None
+        fd = self._file.fileno()
+        size = int.from_bytes(_pread(fd, 8, at), "little")
+        rows: list[Send] = pickle.loads(_pread(fd, size, at + 8))
+        return rows, at + 8 + size
+
+
+def _pread(fd: int, size: int, at: int) -> bytes:
+    """Exactly ``size`` bytes at offset ``at`` (a written chunk is always whole)."""
+    parts = []
+    while size > 0:
+        part = os.pread(fd, size, at)
+        if not part:
+            raise EOFError(f"spill file ends {size} bytes short at offset {at}")
+        parts.append(part)
+        size -= len(part)
+        at += len(part)
+    return b"".join(parts)
 
 
 class Scheduler:
