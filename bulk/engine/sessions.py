@@ -113,6 +113,9 @@ class Sessions:
         self._sts_endpoint_url = sts_endpoint_url
         self._sts_config = sts_config
         self._clock = clock
+        # botocore's loader of its data files (service models, endpoint rules), shared: each
+        # session would otherwise read and keep its own copy, some 5 MB per role.
+        self._loader: Any = None
         self._profiles: dict[str | None, AioSession] = {}
         self._roles: dict[tuple[str | None, str], AioSession] = {}
         self._locks: dict[tuple[str | None, str], anyio.Lock] = {}
@@ -123,9 +126,18 @@ class Sessions:
         """The session of ``profile`` (None: the default chain)."""
         session = self._profiles.get(profile)
         if session is None:
-            session = self._profiles[profile] = AioSession(profile=profile)
+            session = self._profiles[profile] = self._session(profile)
             if self._static is not None:
                 session.set_credentials(*self._static)
+        return session
+
+    def _session(self, profile: str | None) -> AioSession:
+        """A new session of ``profile`` on the run's one data loader."""
+        session = AioSession(profile=profile)
+        if self._loader is None:
+            self._loader = session.get_component("data_loader")
+        else:
+            session.register_component("data_loader", self._loader)
         return session
 
     async def for_lane(self, lane: Lane) -> AioSession:
@@ -138,7 +150,7 @@ class Sessions:
         key = (lane.profile, lane.role_arn)
         session = self._roles.get(key)
         if session is None:
-            session = self._roles[key] = AioSession(profile=lane.profile)
+            session = self._roles[key] = self._session(lane.profile)
             creator = functools.partial(
                 self.profile(lane.profile).create_client,
                 region_name=lane.region,
