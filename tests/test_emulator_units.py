@@ -189,9 +189,20 @@ class TestConfig:
             config.key_accounts["AKIAMORE"] = "555555555555"  # type: ignore[index]
 
     def test_limits_are_per_operation_with_a_default(self) -> None:
-        config = EmulatorConfig(rate=2, burst=3, operation_limits={"GetAccount": (0.5, 1)})
+        config = EmulatorConfig(
+            rate=2,
+            burst=3,
+            operation_limits={"GetAccount": (0.5, 1), "CreateTenant": (4, 2)},
+        )
+        # Every create is sized by rate/burst (its own bucket each) unless named on its own.
         assert config.limits() == (
-            {"CreateConfigurationSet": (2, 3), "GetAccount": (0.5, 1)},
+            {
+                "CreateConfigurationSet": (2, 3),
+                "CreateTenant": (4, 2),
+                "CreateTenantResourceAssociation": (2, 3),
+                "CreateConfigurationSetEventDestination": (2, 3),
+                "GetAccount": (0.5, 1),
+            },
             (config.other_rate, config.other_burst),
         )
 
@@ -321,6 +332,10 @@ class TestState:
             "creates": {"accepted": 1, "throttled": 1},
             "created": 1,
             "configuration_sets": 1,
+            "tenants": 0,
+            "event_destinations": 0,
+            "tenant_associations": 0,
+            "creations": {"configuration_sets": {"a": 1}},
         }
         state.reset()
         assert state.stats()["by_scope"] == {}

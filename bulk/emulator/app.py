@@ -3,7 +3,7 @@
 One call of an AWS operation goes through these steps, in order:
 
 1. route: method and path from botocore's models; ``POST /`` is STS (query protocol);
-2. counters: calls per operation, create attempts per name;
+2. counters: calls per operation, create attempts per configuration set name;
 3. caller: the SigV4 credential scope's access key id and Region; the key's account (an
    expired or mismatched STS session is refused here);
 4. throttle: a token bucket per (operation, account, Region); a throttled call gets a 429 and
@@ -11,7 +11,7 @@ One call of an AWS operation goes through these steps, in order:
 5. latency, then a fault roll (only for ``fault_operations``);
 6. validation (model shapes, name rule): ``BadRequestException`` (STS: ``ValidationError``);
 7. a plain fault answers 500 here, before anything is stored;
-8. the operation itself;
+8. the operation itself (``operations``: one module per resource);
 9. an ambiguous fault answers 500 or drops the connection after the operation took effect.
 """
 
@@ -222,7 +222,7 @@ async def _call(
     params = _params(route, labels, request, body)
     _fail_before(runtime, fault)
 
-    output = run(Call(route, params, scope, state, config))
+    output = run(Call(route, params, scope, state, config, now=runtime.wall_clock()))
 
     dropped = _fail_after(runtime, request, fault)
     return dropped or _json_response(output, 200)

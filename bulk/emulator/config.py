@@ -13,12 +13,37 @@ from typing import Any
 from bulk.errors import UsageError
 
 CREATE = "CreateConfigurationSet"
+CREATE_TENANT = "CreateTenant"
+CREATE_ASSOCIATION = "CreateTenantResourceAssociation"
+CREATE_DESTINATION = "CreateConfigurationSetEventDestination"
+# The operations that create something. Each has its own bucket per account and Region, all
+# sized by ``rate``/``burst``: SES documents its 1 request/s for the creates it names, and the
+# engine paces each (lane, operation) on its own, so the emulator does too. Reads, updates and
+# deletes get ``other_rate``.
+CREATES = (CREATE, CREATE_TENANT, CREATE_ASSOCIATION, CREATE_DESTINATION)
+# The email-API operations the emulator answers; a service answers those its model has
+# (pinpoint-email has no tenants).
 OPERATIONS = (
     "CreateConfigurationSet",
     "GetConfigurationSet",
     "ListConfigurationSets",
     "DeleteConfigurationSet",
     "GetAccount",
+    "CreateTenant",
+    "GetTenant",
+    "ListTenants",
+    "DeleteTenant",
+    "CreateTenantResourceAssociation",
+    "DeleteTenantResourceAssociation",
+    "ListTenantResources",
+    "ListResourceTenants",
+    "CreateConfigurationSetEventDestination",
+    "GetConfigurationSetEventDestinations",
+    "UpdateConfigurationSetEventDestination",
+    "DeleteConfigurationSetEventDestination",
+    "ListTagsForResource",
+    "TagResource",
+    "UntagResource",
 )
 ASSUME_ROLE = "AssumeRole"
 GET_CALLER_IDENTITY = "GetCallerIdentity"
@@ -58,15 +83,19 @@ class ConfigError(UsageError, ValueError):
 class EmulatorConfig:
     """Settings of a running emulator.
 
-    Throttling is a token bucket per account, Region and operation. ``rate`` and ``burst`` are
-    the bucket of ``CreateConfigurationSet`` (AWS documents 1 request/s for SES); ``rate=0``
-    turns its throttling off. ``operation_limits`` maps any other operation (STS's included) to
-    its own ``(rate, burst)``; the rest get ``other_rate``/``other_burst``, generous so that
-    pre-flight probes and test reads are never throttled. ``latency_ms`` (mean, uniform jitter
-    of ``±latency_jitter``), ``fault_rate`` (a 500 with nothing stored) and ``ambiguous_rate``
-    (stored, then a 500 or, for a share of ``ambiguous_drop_share``, a dropped connection) apply
-    to ``fault_operations`` only. ``max_sets`` caps the configuration sets of one account and
-    Region (``LimitExceededException``). ``seed`` makes latency and faults repeatable.
+    Throttling is a token bucket per account, Region and operation. ``rate`` and ``burst`` size
+    the bucket of each create operation (``CreateConfigurationSet``, ``CreateTenant``,
+    ``CreateTenantResourceAssociation``, ``CreateConfigurationSetEventDestination``: one bucket
+    each; AWS documents 1 request/s for SES); ``rate=0`` turns their throttling off.
+    ``operation_limits`` maps any other operation (STS's included, and the creates other than
+    ``CreateConfigurationSet``) to its own ``(rate, burst)``; the rest get
+    ``other_rate``/``other_burst``, generous so that pre-flight probes and test reads are never
+    throttled. ``latency_ms`` (mean, uniform jitter of ``±latency_jitter``), ``fault_rate`` (a
+    500 with nothing stored) and ``ambiguous_rate`` (stored, then a 500 or, for a share of
+    ``ambiguous_drop_share``, a dropped connection) apply to ``fault_operations`` only (by
+    default ``CreateConfigurationSet``; any operation may be named). ``max_sets`` caps the
+    configuration sets of one account and Region (``LimitExceededException``). ``seed`` makes
+    latency and faults repeatable.
 
     Accounts: keys issued by STS ``AssumeRole`` belong to the role's account; other access keys
     to the account ``key_accounts`` maps them to, else to ``default_account``.
@@ -129,7 +158,7 @@ class EmulatorConfig:
     def limits(self) -> tuple[dict[str, Limit], Limit]:
         """The bucket of each operation that has its own, and the bucket of every other one."""
         return (
-            {CREATE: (self.rate, self.burst), **self.operation_limits},
+            {**dict.fromkeys(CREATES, (self.rate, self.burst)), **self.operation_limits},
             (self.other_rate, self.other_burst),
         )
 

@@ -20,7 +20,8 @@ import botocore.session
 from bulk.emulator.config import OPERATIONS
 from bulk.models import SERVICES
 
-# ConfigurationSetName has no pattern in the models; the service enforces this rule.
+# ConfigurationSetName, TenantName and EventDestinationName have no pattern in the models; the
+# service documents this rule for each of them.
 NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NAME_RULE_TEXT = "1 to 64 characters of A-Z a-z 0-9 _ -"
 
@@ -39,14 +40,12 @@ def bad_request(message: str) -> ServiceError:
     return ServiceError(400, "BadRequestException", message)
 
 
-def not_found(name: str) -> ServiceError:
-    return ServiceError(404, "NotFoundException", f"Configuration set <{name}> does not exist.")
+def not_found(name: str, what: str = "Configuration set") -> ServiceError:
+    return ServiceError(404, "NotFoundException", f"{what} <{name}> does not exist.")
 
 
-def already_exists(name: str) -> ServiceError:
-    return ServiceError(
-        400, "AlreadyExistsException", f"Configuration set <{name}> already exists."
-    )
+def already_exists(name: str, what: str = "Configuration set") -> ServiceError:
+    return ServiceError(400, "AlreadyExistsException", f"{what} <{name}> already exists.")
 
 
 def limit_exceeded(max_sets: int) -> ServiceError:
@@ -98,6 +97,8 @@ def routes() -> tuple[Route, ...]:
     for service in SERVICES:
         service_model = session.get_service_model(service)
         for operation in OPERATIONS:
+            if operation not in service_model.operation_names:
+                continue  # pinpoint-email has no tenants
             model = service_model.operation_model(operation)
             http = model.http
             table.append(
@@ -148,7 +149,11 @@ def gather_input(
     query: Mapping[str, str],
     body: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The operation's input members, each read from where its model says it travels."""
+    """The operation's input members, each read from where its model says it travels.
+
+    A list member in the query string is the key repeated (``TagKeys=a&TagKeys=b``), when
+    ``query`` is a multi-mapping (aiohttp's ``request.query``).
+    """
     shape = route.model.input_shape
     params: dict[str, Any] = {}
     if shape is None:
@@ -160,7 +165,14 @@ def gather_input(
             if wire_name in labels:
                 params[member] = labels[wire_name]
         elif location == "querystring" or (location is None and route.body_in_query):
-            if wire_name in query:
+            if wire_name not in query:
+                continue
+            if member_shape.type_name == "list":
+                # aiohttp's query is a multidict: a repeated key (TagKeys=a&TagKeys=b) is a list.
+                getall = getattr(query, "getall", None)
+                values = getall(wire_name) if getall is not None else [query[wire_name]]
+                params[member] = [from_text(value, member_shape.member) for value in values]
+            else:
                 params[member] = from_text(query[wire_name], member_shape)
         elif location is None and body.get(member) is not None:
             params[member] = body[member]
@@ -293,10 +305,10 @@ def validation_error(problems: list[str]) -> ServiceError:
     return bad_request(f"{count} validation {noun} detected: " + "; ".join(problems))
 
 
-def check_name(name: Any) -> str:
+def check_name(name: Any, what: str = "configuration set") -> str:
     """``name`` if it follows the service's naming rule, else a ``BadRequestException``."""
     if not isinstance(name, str) or NAME_RULE.fullmatch(name) is None:
-        raise bad_request(f"Invalid configuration set name {name!r}: use {NAME_RULE_TEXT}.")
+        raise bad_request(f"Invalid {what} name {name!r}: use {NAME_RULE_TEXT}.")
     return name
 
 

@@ -196,7 +196,10 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
 def describe(config: EmulatorConfig, url: str) -> list[str]:
     """The settings of an emulator, one human-readable line each (``bulk emulate`` prints them)."""
     limits, other = config.limits()
-    own = "; ".join(f"{operation}: {_limit(*limit)}" for operation, limit in limits.items())
+    by_limit: dict[tuple[float, int], list[str]] = {}
+    for operation, limit in limits.items():
+        by_limit.setdefault(limit, []).append(operation)
+    own = "; ".join(f"{', '.join(ops)}: {_limit(*limit)}" for limit, ops in by_limit.items())
     faults = ", ".join(sorted(config.fault_operations)) or "none"
     keys = ", ".join(f"{key} in {account}" for key, account in sorted(config.key_accounts.items()))
     denied = ", ".join(sorted(config.denied_roles)) or "none"
@@ -206,7 +209,8 @@ def describe(config: EmulatorConfig, url: str) -> list[str]:
         else f"at most {config.credential_lifetime} s"
     )
     return [
-        f"per account and Region: {own}; other operations: {_limit(*other)}",
+        f"per account and Region, one bucket per operation: {own}; "
+        f"other operations: {_limit(*other)}",
         f"latency {config.latency_ms:g} ms (±{config.latency_jitter:.0%}), "
         f"fault rate {config.fault_rate:g}, ambiguous rate {config.ambiguous_rate:g} "
         f"(on {faults})",
