@@ -27,6 +27,18 @@ moves absolute times.
    retry mode; then the engine at ``--rate 10 --burst 1`` against a 10/s server, burst 1, 600
    rows. Goal for the engine: ≥ 0.99 of the limit, ≤ 1% throttled, and the learned rate it
    saves for the next run within 2% of the limit. About six minutes.
+7. ``lanes``: 6 lanes (6 Regions of one account), server and engine at 10/s burst 1 per lane,
+   60 rows per lane, the same rows sorted by lane and interleaved; throughput ÷ the joint
+   limit (60/s) from the server's own counters and clock (a timed emulator), goal ≥ 0.95 for
+   both orders.
+8. ``many-lanes``: 500 lanes, 250 roles (accounts) × 2 Regions, 1/s burst 1 on both sides,
+   20 rows per lane; ``bulk provision`` as a child process with a concurrency from Little's
+   law, roles assumed at the emulator's STS. Goal: ≥ 0.95 of the joint limit (500/s), peak
+   RSS < 400 MB, one AssumeRole per role; CPU of both processes reported.
+9. ``sorted-memory``: dry runs of 10,000 and 1,000,000 rows over 100 lanes (50 roles × 2
+   Regions), sorted by lane and interleaved, beside the one-lane file of scenario 4; and real
+   runs of 25,000 rows of each order against an unthrottled emulator. Goal: scenario 4's
+   (< 250 MB, ≤ 1.2× growth), and sorted ≤ 1.2× interleaved.
 
 Options: ``--only NAME`` (repeatable or comma-separated), ``--quick`` (smaller sizes), and
 ``--write``/``--no-write`` for ``benchmarks/RESULTS.md`` (written by default only by a full

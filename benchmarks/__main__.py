@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks.context import QUICK, Context, Sizes
-from benchmarks.footprint import memory, resume
+from benchmarks.footprint import memory, resume, sorted_memory
 from benchmarks.harness import Workspace, offline_aws_environment
+from benchmarks.lanes import lane_order, many_lanes
 from benchmarks.operating_point import operating_point
 from benchmarks.overhead import overhead
 from benchmarks.report import (
@@ -33,6 +34,9 @@ SCENARIOS: dict[str, Callable[[Context], Section]] = {
     "memory": memory,
     "resume": resume,
     "operating": operating_point,
+    "lanes": lane_order,
+    "many-lanes": many_lanes,
+    "sorted-memory": sorted_memory,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -19,6 +19,11 @@ class Sizes:
     resume_rows: tuple[int, int] = (10_000, 1_000_000)
     operating_rows: int = 120  # scenario 6, against a 1/s server: two minutes per contender
     operating_fast_rows: int = 600  # and against a 10/s server: one minute
+    lane_rows: int = 60  # scenario 7: rows per lane, 6 lanes at 10/s: six seconds per order
+    many_roles: int = 250  # scenario 8: roles (accounts), each in 2 Regions
+    many_rows: int = 20  # and rows per lane: 10,000 rows at 500/s
+    sorted_rows: tuple[int, int] = (10_000, 1_000_000)  # scenario 9: dry runs, 100 lanes
+    sorted_live_rows: int = 25_000  # and a real run of each order
 
 
 QUICK = Sizes(
@@ -30,6 +35,11 @@ QUICK = Sizes(
     resume_rows=(10_000, 100_000),
     operating_rows=30,
     operating_fast_rows=150,
+    lane_rows=20,
+    many_roles=50,
+    many_rows=10,
+    sorted_rows=(10_000, 100_000),
+    sorted_live_rows=5_000,
 )
 
 

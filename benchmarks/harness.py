@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 
 REGION = "us-east-1"
+# The emulator's account for keys AssumeRole did not issue (bulk.emulator.config's default):
+# the account of the dummy credentials below.
+DEFAULT_ACCOUNT = "123456789012"
 SERVICE = "pinpoint-email"
 OPERATION = "CreateConfigurationSet"
 
@@ -49,6 +53,15 @@ import json, sys
 from bulk.emulator import EmulatorConfig, serve_forever
 serve_forever(EmulatorConfig(**json.loads(sys.argv[1])), host="127.0.0.1", port=int(sys.argv[2]))
 """
+# The same, with creates timed by lane (benchmarks/timed_emulator.py). The checkout's root goes
+# on the path first, so that the child finds this package whatever its working directory.
+_TIMED_EMULATOR_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from benchmarks.timed_emulator import main
+main(sys.argv[1:3])
+"""
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def offline_aws_environment() -> None:
@@ -88,12 +101,15 @@ class EmulatorProcess:
     """``bulk.emulator.serve_forever`` in a child process on a loopback port (0: any free one).
 
     Use as a context manager: it waits until the server answers and stops it (SIGTERM, then
-    SIGKILL) at the end of the block, whatever happens inside.
+    SIGKILL) at the end of the block, whatever happens inside. With ``timed`` the child runs
+    :mod:`benchmarks.timed_emulator` instead (the same server), whose stats also hold, per
+    lane, when creates arrived and succeeded (read them with :func:`lane_times`).
     """
 
-    def __init__(self, workdir: Path, *, port: int = 0, **config: Any) -> None:
+    def __init__(self, workdir: Path, *, port: int = 0, timed: bool = False, **config: Any) -> None:
         self.config = {"seed": 7, **config}
         self.port = port
+        self.timed = timed
         self._log_path = workdir / f"emulator-{os.getpid()}-{time.monotonic_ns()}.log"
         self._process: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
@@ -101,8 +117,11 @@ class EmulatorProcess:
 
     def __enter__(self) -> EmulatorProcess:
         self._log = self._log_path.open("w")
+        script, extra = (
+            (_TIMED_EMULATOR_SCRIPT, [str(_ROOT)]) if self.timed else (_EMULATOR_SCRIPT, [])
+        )
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _EMULATOR_SCRIPT, json.dumps(self.config), str(self.port)],
+            [sys.executable, "-c", script, json.dumps(self.config), str(self.port), *extra],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -141,6 +160,15 @@ class EmulatorProcess:
         """Forget every configuration set and counter; every bucket starts full again."""
         self._request("POST", "/_emulator/reset")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far, from ``/proc``.
+
+        The difference across a run is what serving it cost; 0.0 where ``/proc`` is missing.
+        """
+        if self._process is None:
+            return 0.0
+        return process_cpu_seconds(self._process.pid)
+
     def _request(self, method: str, path: str) -> dict[str, Any]:
         body = b"" if method == "POST" else None
         request = urllib.request.Request(self.url + path, method=method, data=body)
@@ -174,6 +202,40 @@ class EmulatorProcess:
 # Loopback only: never through a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc/PID/stat's CPU times
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (``/proc/PID/stat``), 0.0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        return 0.0
+    # Fields after the command name, which is in parentheses and may hold spaces: utime and
+    # stime are the 14th and 15th fields of the line, the 12th and 13th after ")".
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class LaneTimes:
+    """When one lane's creates reached a timed emulator (its monotonic clock, seconds)."""
+
+    lane: str  # "ACCOUNT/REGION"
+    first_call: float
+    first_created: float | None
+    last_created: float | None
+
+
+def lane_times(stats: Mapping[str, Any]) -> list[LaneTimes]:
+    """Every lane's create times from a timed emulator's stats (empty from an untimed one)."""
+    times = stats.get("create_times") or {}
+    return [
+        LaneTimes(lane, float(t["first_call"]), t.get("first_created"), t.get("last_created"))
+        for lane, t in times.items()
+    ]
+
 
 # -- workloads -----------------------------------------------------------------------------------
 
@@ -191,7 +253,7 @@ def tenant_name(number: int) -> str:
     return f"tenant-{number:07d}"
 
 
-def _cells(number: int) -> tuple[str, str, str, str, str, str]:
+def cells(number: int) -> tuple[str, str, str, str, str, str]:
     """Row ``number`` of every generated input: a few options, two tags, some empty cells."""
     tier = "" if number % 3 == 0 else ("gold" if number % 2 else "silver")
     return (
@@ -209,7 +271,7 @@ def write_csv(path: Path, rows: int) -> Path:
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(COLUMNS)
-        writer.writerows(_cells(number) for number in range(1, rows + 1))
+        writer.writerows(cells(number) for number in range(1, rows + 1))
     return path
 
 
@@ -223,7 +285,7 @@ def requests(rows: int) -> list[dict[str, Any]]:
 
 
 def _request(number: int) -> dict[str, Any]:
-    name, tls, reputation, sending, team, tier = _cells(number)
+    name, tls, reputation, sending, team, tier = cells(number)
     tags = [{"Key": "team", "Value": team}]
     if tier:
         tags.append({"Key": "tier", "Value": tier})
@@ -291,13 +353,23 @@ class ChildRun:
     max_rss_mb: float
     stdout: str
     stderr: str
+    cpu_s: float = 0.0  # user + system CPU of the child (and anything it waited for)
 
 
-def run_child(argv: Sequence[str], workdir: Path, *, timeout: float = 600.0) -> ChildRun:
-    """Run ``argv`` to the end and measure its wall time and its own peak RSS.
+def run_child(
+    argv: Sequence[str],
+    workdir: Path,
+    *,
+    timeout: float = 600.0,
+    env: Mapping[str, str] | None = None,
+) -> ChildRun:
+    """Run ``argv`` to the end and measure its wall time, CPU time and its own peak RSS.
 
     With GNU time the peak comes from ``time -f %M``; without it, from the child's
     ``VmHWM`` (its own high-water mark, which exec resets), read every few milliseconds.
+    The CPU time is this process's ``RUSAGE_CHILDREN`` across the run: ``time`` waits for the
+    program it starts, so the program's CPU is counted there. ``env`` is added to this
+    process's environment for the child.
     """
     out_path, err_path, rss_path = (workdir / f"child.{kind}" for kind in ("out", "err", "rss"))
     rss_path.unlink(missing_ok=True)
@@ -305,11 +377,18 @@ def run_child(argv: Sequence[str], workdir: Path, *, timeout: float = 600.0) -> 
     if _GNU_TIME.exists():
         command = [str(_GNU_TIME), "-f", "%M", "-o", str(rss_path), *command]
     peak_kib = 0
+    child_env = None if env is None else {**os.environ, **env}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with out_path.open("w") as out, err_path.open("w") as err:
         start = time.perf_counter()
         # Its own process group, so a timeout or Ctrl-C stops ``time`` and its child alike.
         process = subprocess.Popen(
-            command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=child_env,
         )
         try:
             while process.poll() is None:
@@ -323,6 +402,8 @@ def run_child(argv: Sequence[str], workdir: Path, *, timeout: float = 600.0) -> 
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if rss_path.exists():
         lines = rss_path.read_text().split()
         peak_kib = int(lines[-1]) if lines and lines[-1].isdigit() else peak_kib
@@ -333,7 +414,31 @@ def run_child(argv: Sequence[str], workdir: Path, *, timeout: float = 600.0) -> 
         max_rss_mb=peak_kib / 1024.0,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
+        cpu_s=cpu,
     )
+
+
+def json_summary(run: ChildRun) -> dict[str, Any]:
+    """The summary a ``bulk ... --json`` child printed (its last JSON line), or ``{}``."""
+    for line in reversed(run.stdout.splitlines()):
+        try:
+            summary = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(summary, dict):
+            return summary
+    return {}
+
+
+def pending_by_lane(summary: Mapping[str, Any]) -> str:
+    """``N pending (LANE n, ...)`` from a run's JSON summary: rows it never settled."""
+    lanes = [
+        f"{lane.get('lane')} {lane.get('pending'):,}"
+        for lane in summary.get("lanes", [])
+        if isinstance(lane.get("pending"), int) and lane["pending"]
+    ]
+    pending = summary.get("pending", 0)
+    return f"{pending:,} pending" + (f" ({', '.join(lanes)})" if lanes else "")
 
 
 def _high_water_kib(pid: int) -> int:
