@@ -102,6 +102,13 @@ def main() -> None:
 @_setting("--max-attempts", "Attempts per row.")
 @_setting("--timeout", "Seconds per call.")
 @click.option(
+    "--event-destinations",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A JSON array of event destinations (each as GetConfigurationSetEventDestinations "
+    "returns one) for rows whose EventDestinations cell is empty.",
+)
+@click.option(
     "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
 )
 @click.option(

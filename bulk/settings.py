@@ -71,6 +71,9 @@ class Settings:
     emulator: bool = False
     emulator_rate: float = 1.0
     emulator_burst: int = 1
+    # --event-destinations: a JSON array of event destinations for rows whose
+    # EventDestinations cell is empty (read by bulk.input.destinations.load_event_destinations).
+    event_destinations: Path | None = None
 
     def __post_init__(self) -> None:
         if self.service not in SERVICES:
@@ -110,6 +113,8 @@ class Settings:
         """The settings as written into the ledger's run header (no secrets live here)."""
         data = asdict(self)
         data["ledger"] = str(self.ledger) if self.ledger is not None else None
+        if self.event_destinations is not None:
+            data["event_destinations"] = str(self.event_destinations)
         return data
 
 

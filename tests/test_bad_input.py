@@ -207,6 +207,26 @@ FILE_ERRORS: list[tuple[str, str, Maker | None, str]] = [
         "column 'HttpsPolicy' is not a pinpoint-email field (it is one of sesv2)",
     ),
     (
+        "sesv2-list-column-for-pinpoint",
+        "tenants.csv",
+        content(b"ConfigurationSetName,SuppressedReasons\nacme,BOUNCE\n"),
+        "column 'SuppressedReasons' is not a pinpoint-email field (it is one of sesv2); remove "
+        "the column or use --service sesv2",
+    ),
+    (
+        "tenant-name-for-pinpoint",
+        "tenants.csv",
+        content(b"ConfigurationSetName,TenantName\nacme,tenant-a\n"),
+        "column 'TenantName': Pinpoint Email has no tenants; use --service sesv2, or drop the "
+        "column",
+    ),
+    (
+        "parquet-event-destinations-as-a-struct",
+        "tenants.parquet",
+        parquet_content({"ConfigurationSetName": ["acme"], "EventDestinations": [{"Name": "a"}]}),
+        "column 'EventDestinations' has type Struct({'Name': String}); expected JSON text",
+    ),
+    (
         "tag-key-too-long",
         "tenants.csv",
         content(b"ConfigurationSetName,tag:" + b"k" * 129 + b"\nacme,x\n"),
@@ -533,6 +553,21 @@ class TestQuirksThatWork:
         assert acme is not None
         assert acme["DeliveryOptions"] == {"SendingPoolName": "two\nlines"}
 
+    def test_a_report_files_bulk_columns_are_ignored(
+        self, tmp_path: Path, served: Emulator
+    ) -> None:
+        # `bulk report -o` adds them; the file, fixed in a spreadsheet, is provisioned as it is.
+        path = tmp_path / "fixed.csv"
+        path.write_bytes(
+            b"ConfigurationSetName,TlsPolicy,bulk_status,bulk_code,bulk_message\n"
+            b"acme,REQUIRE,invalid,InvalidEnum,\"column TlsPolicy: 'SOMETIMES' is not one of\"\n"
+        )
+        result = provision(path, served)
+        assert result.exit_code == 0, result.output
+        acme = served.state.get(SCOPE, "acme")
+        assert acme is not None
+        assert acme["DeliveryOptions"] == {"TlsPolicy": "REQUIRE"}
+
 
 # -- row-level problems ------------------------------------------------------------------------
 
@@ -653,6 +688,28 @@ ROW_ERRORS: list[tuple[str, dict[str, str], str, str]] = [
         {"Region": "mars-north-1x"},
         "InvalidRegion",
         "column Region: 'mars-north-1x' is not a Region name like 'us-east-1'",
+    ),
+    (
+        "empty-list-in-a-single-value-column",
+        {"TlsPolicy": "[]"},
+        "NotAList",
+        "column TlsPolicy: '[]' is an empty list, but TlsPolicy holds one value, not a list",
+    ),
+    (
+        "event-destinations-not-json",
+        {"EventDestinations": '[{"Name": "to-sns"'},
+        "InvalidEventDestinations",
+        "column EventDestinations: not valid JSON: Expecting ',' delimiter: line 1 column 19",
+    ),
+    (
+        "event-destinations-unknown-event-type",
+        {
+            "EventDestinations": '[{"Name": "to-sns", "MatchingEventTypes": ["OPENED"], '
+            '"SnsDestination": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"}}]'
+        },
+        "InvalidEventDestinations",
+        "column EventDestinations: destination 'to-sns': MatchingEventTypes[1]: 'OPENED' is "
+        "not one of SEND, REJECT",
     ),
     (
         "control-characters",

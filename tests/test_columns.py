@@ -9,12 +9,11 @@ import pytest
 from bulk.errors import UsageError
 from bulk.input.columns import (
     columns_for,
-    limit_problems,
-    limits_for,
     show,
     tag_key_problem,
     tag_value_problem,
 )
+from bulk.input.limits import limit_problems, limits_for
 
 
 class TestColumns:
@@ -34,6 +33,43 @@ class TestColumns:
 
     def test_enum_values_come_from_the_service_model(self) -> None:
         assert columns_for("pinpoint-email")["TlsPolicy"].enum == ("REQUIRE", "OPTIONAL")
+
+    def test_columns_sit_at_their_path_in_the_request(self) -> None:
+        columns = columns_for("sesv2")
+        assert columns["TlsPolicy"].path == ("DeliveryOptions", "TlsPolicy")
+        assert columns["ConfidenceVerdictThreshold"].path == (
+            "SuppressionOptions",
+            "ValidationOptions",
+            "ConditionThreshold",
+            "OverallConfidenceThreshold",
+            "ConfidenceVerdictThreshold",
+        )
+        reasons = columns["SuppressedReasons"]
+        assert (reasons.kind, reasons.path) == ("list", ("SuppressionOptions", "SuppressedReasons"))
+        assert reasons.item is not None and reasons.item.enum == ("BOUNCE", "COMPLAINT")
+        scheme = columns["SigningScheme"]
+        assert (scheme.kind, scheme.enum) == ("union", ("DefaultScheme", "SmimeScheme"))
+        assert columns["SignatureFormat"].path == (
+            "MessageSecurityOptions",
+            "SigningScheme",
+            "SmimeScheme",
+            "SignatureFormat",
+        )
+
+    def test_bulks_own_columns_come_after_the_models(self) -> None:
+        assert list(columns_for("sesv2"))[-5:] == [
+            "TenantName",
+            "EventDestinations",
+            "Region",
+            "Profile",
+            "RoleArn",
+        ]
+        assert list(columns_for("pinpoint-email"))[-4:] == [
+            "EventDestinations",
+            "Region",
+            "Profile",
+            "RoleArn",
+        ]
 
     def test_unknown_service_is_a_usage_error(self) -> None:
         with pytest.raises(UsageError, match="unknown service 'ses'; use one of: pinpoint-email"):
@@ -100,6 +136,7 @@ class TestTagRules:
             (tag_value_problem, "Grün team", None),
             (tag_value_problem, "x" * 257, "is 257 characters; a tag value is at most 256"),
             (tag_value_problem, "aws:owned", "'aws:owned' starts with 'aws:', which AWS reserves"),
+            (tag_value_problem, "AWS:Owned", "'AWS:Owned' starts with 'aws:', which AWS reserves"),
             (tag_value_problem, "a;b", "'a;b' contains ';'; tags allow letters, digits, spaces"),
         ],
     )

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from bulk.input.columns import Problem, columns_for
+from bulk.input.columns import Column, Problem, columns_for
 from bulk.input.convert import as_text, converter, tag_value
 
 
@@ -147,3 +147,82 @@ class TestRefusals:
             tag_value("tag:team", cell)
         assert caught.value.code == "InvalidTag"
         assert message in caught.value.message
+
+
+class TestLists:
+    @pytest.mark.parametrize(
+        ("cell", "expected"),
+        [
+            ("BOUNCE,COMPLAINT", ["BOUNCE", "COMPLAINT"]),
+            (" bounce ,  COMPLAINT ", ["BOUNCE", "COMPLAINT"]),
+            ("COMPLAINT", ["COMPLAINT"]),
+            ("[]", []),
+            (["BOUNCE", " complaint"], ["BOUNCE", "COMPLAINT"]),  # a Parquet list
+            ([], []),
+        ],
+    )
+    def test_items(self, cell: object, expected: list[str]) -> None:
+        assert convert("SuppressedReasons", cell) == expected
+
+    @pytest.mark.parametrize(
+        ("cell", "code", "message"),
+        [
+            (
+                "BOUNCE,SPAM",
+                "InvalidEnum",
+                "column SuppressedReasons: 'SPAM' is not one of BOUNCE, ",
+            ),
+            ("BOUNCE,", "InvalidList", "'BOUNCE,' has an empty item (item 2); separate items"),
+            (["BOUNCE", None], "InvalidList", "has an empty item (item 2)"),
+            (1.5, "InvalidList", "column SuppressedReasons: 1.5 is not a list"),
+        ],
+    )
+    def test_refusals(self, cell: object, code: str, message: str) -> None:
+        problem = refusal("SuppressedReasons", cell)
+        assert problem.code == code
+        assert message in problem.message
+
+    @pytest.mark.parametrize(
+        "column",
+        ["SendingPoolName", "TlsPolicy", "SendingEnabled", "LastFreshStart", "MaxDeliverySeconds"],
+    )
+    def test_brackets_in_a_column_of_one_value(self, column: str) -> None:
+        problem = refusal(column, "[]")
+        assert (problem.code, problem.message) == (
+            "NotAList",
+            f"column {column}: '[]' is an empty list, but {column} holds one value, not a list; "
+            "leave the cell empty to leave it unset",
+        )
+
+
+class TestUnion:
+    @pytest.mark.parametrize(
+        ("cell", "expected"),
+        [("DefaultScheme", "DefaultScheme"), ("smimescheme", "SmimeScheme")],
+    )
+    def test_the_choice(self, cell: str, expected: str) -> None:
+        assert convert("SigningScheme", cell) == expected
+
+    def test_an_unknown_choice(self) -> None:
+        problem = refusal("SigningScheme", "Default")
+        assert problem.code == "InvalidChoice"
+        assert "'Default' is not one of DefaultScheme, SmimeScheme" in problem.message
+
+
+class TestKindsNoModelHasYet:
+    """Decimal numbers and JSON: for members a future model may add (floats, maps)."""
+
+    def test_numbers(self) -> None:
+        number = converter(Column("Ratio", "number"))
+        assert number("1.5") == 1.5
+        assert number(2) == 2.0
+        for bad in ("nan", "many", True, "[]"):
+            with pytest.raises(Problem, match="column Ratio: "):
+                number(bad)
+
+    def test_json(self) -> None:
+        document = converter(Column("Labels", "json"))
+        assert document('{"a": "b"}') == {"a": "b"}
+        assert document("[]") == []  # a list of structures may be empty
+        with pytest.raises(Problem, match=r"column Labels: '\{' is not JSON \(Expecting"):
+            document("{")

@@ -328,6 +328,34 @@ class TestLanesByRole:
         assert summary.exit_code == 1
 
 
+class TestStepsNotYetMade:
+    async def test_rows_with_tenants_or_destinations_are_failed_unsent_the_rest_created(
+        self, tmp_path: Path, emulator: Emulator
+    ) -> None:
+        """The engine does not make tenants and event destinations yet: such a row is not
+        sent (its set alone would go without them) but recorded failed with the reason, so
+        the next run tries it again; the other rows go on."""
+        destinations = '[{"Name": "b", "MatchingEventTypes": ["BOUNCE"], "SnsDestination": '
+        destinations += '{"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"}}]'
+        rows = [
+            {"ConfigurationSetName": "plain"},
+            {"ConfigurationSetName": "with-tenant", "TenantName": "acme"},
+            {"ConfigurationSetName": "with-destination", "EventDestinations": destinations},
+        ]
+        path = write_csv(tmp_path / "t.csv", rows)
+
+        checked = await provision(path, settings(emulator, service="sesv2", dry_run=True))
+        summary = await provision(path, settings(emulator, service="sesv2"))
+
+        assert checked.exit_code == 0, "every cell is valid"
+        assert emulator.state.names(ACCOUNT) == ["plain"]
+        latest = latest_by_name(tmp_path / "t.csv.ledger.jsonl")
+        for name, what in (("with-tenant", "tenants"), ("with-destination", "event destinations")):
+            assert (latest[name]["status"], latest[name]["code"]) == ("failed", "StepsNotSupported")
+            assert f"checks {what} but does not create them yet" in latest[name]["message"]
+        assert (summary.counts["created"], summary.counts["failed"], summary.exit_code) == (1, 2, 1)
+
+
 class TestLibraryEmulator:
     async def test_settings_emulator_starts_the_embedded_emulator(self, tmp_path: Path) -> None:
         """``Settings(emulator=True)`` from Python runs against the emulator, as --emulator

@@ -442,3 +442,82 @@ def test_memory_stays_flat_from_ten_thousand_to_a_million_rows(tmp_path: Path) -
     assert large < 250
     # Flat but for the duplicate table (16 bytes a name): see bulk.input.names.FirstSeen.
     assert large <= small * 1.25, (small, large)
+
+
+class TestNewColumns:
+    """List, union, tenant and destination columns in the header and in Parquet; bulk_ ones."""
+
+    def test_a_native_parquet_list(self, tmp_path: Path) -> None:
+        path = tmp_path / "tenants.parquet"
+        pl.DataFrame(
+            {
+                "ConfigurationSetName": ["a", "b", "c"],
+                "SuppressedReasons": pl.Series(
+                    [["BOUNCE", "COMPLAINT"], [], None], dtype=pl.List(pl.String)
+                ),
+            }
+        ).write_parquet(path)
+        records = list(open_source(path, service="sesv2").records())
+        check = Validator("sesv2", region="us-east-1")
+        results = [check.validate(record) for record in records]
+        requests = [result.request for result in results if isinstance(result, Row)]
+        assert requests == [
+            {
+                "ConfigurationSetName": "a",
+                "SuppressionOptions": {"SuppressedReasons": ["BOUNCE", "COMPLAINT"]},
+            },
+            {"ConfigurationSetName": "b", "SuppressionOptions": {"SuppressedReasons": []}},
+            {"ConfigurationSetName": "c"},  # null: not set
+        ]
+
+    def test_a_parquet_list_column_may_be_text_too(self, tmp_path: Path) -> None:
+        path = tmp_path / "tenants.parquet"
+        frame = {"ConfigurationSetName": ["a"], "SuppressedReasons": ["BOUNCE, complaint"]}
+        pl.DataFrame(frame).write_parquet(path)
+        [record] = open_source(path, service="sesv2").records()
+        result = Validator("sesv2", region="us-east-1").validate(record)
+        assert isinstance(result, Row)
+        assert result.request["SuppressionOptions"] == {
+            "SuppressedReasons": ["BOUNCE", "COMPLAINT"]
+        }
+
+    def test_a_list_of_the_wrong_items_is_a_file_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "tenants.parquet"
+        pl.DataFrame({"ConfigurationSetName": ["a"], "SuppressedReasons": [[True]]}).write_parquet(
+            path
+        )
+        assert input_error(path, service="sesv2") == (
+            f"{path}: column 'SuppressedReasons' has type List(Boolean); expected a list of text "
+            "(String) (or text: items separated by commas); convert the column"
+        )
+
+    def test_a_union_column_is_text(self, tmp_path: Path) -> None:
+        path = tmp_path / "tenants.parquet"
+        pl.DataFrame({"ConfigurationSetName": ["a"], "SigningScheme": [1.5]}).write_parquet(path)
+        assert "column 'SigningScheme' has type Float64; expected text (String): the name of" in (
+            input_error(path, service="sesv2")
+        )
+
+    def test_bulk_columns_are_ignored_in_the_header_and_their_types(self, tmp_path: Path) -> None:
+        csv = write(tmp_path, "ConfigurationSetName,bulk_status,bulk_message,bulk_\nt,invalid,x,\n")
+        assert open_source(csv, service="pinpoint-email").count() == 1
+        path = tmp_path / "tenants.parquet"
+        pl.DataFrame(
+            {"ConfigurationSetName": ["t"], "bulk_status": [{"any": True}], "bulk_code": [1.5]}
+        ).write_parquet(path)
+        assert open_source(path, service="pinpoint-email").count() == 1
+
+    def test_a_near_miss_of_a_new_column_is_named(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "ConfigurationSetName,SupressedReasons\nt,BOUNCE\n")
+        message = input_error(path, service="sesv2")
+        assert message.startswith(
+            f"unknown column 'SupressedReasons' in {path} (did you mean 'SuppressedReasons'?); "
+        )
+
+    @pytest.mark.parametrize("column", ["SuppressedReasons", "SigningScheme", "ArchiveArn"])
+    def test_a_sesv2_column_with_pinpoint_email_says_so(self, tmp_path: Path, column: str) -> None:
+        path = write(tmp_path, f"ConfigurationSetName,{column}\nt,x\n")
+        assert input_error(path, service="pinpoint-email") == (
+            f"{path}: column {column!r} is not a pinpoint-email field (it is one of sesv2); "
+            "remove the column or use --service sesv2"
+        )

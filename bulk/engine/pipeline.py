@@ -50,6 +50,7 @@ from bulk.engine.target import (
 )
 from bulk.errors import BulkError, LedgerWriteError, sole_exception
 from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN, ROLE_COLUMN, ROUTING_COLUMNS
+from bulk.input.destinations import load_event_destinations
 from bulk.input.regions import RunRegion
 from bulk.input.source import open_source, tally_rows
 from bulk.input.validate import Validator
@@ -141,6 +142,8 @@ class Engine:
         s = self.settings
         Ledger.check_path(s.ledger_path(self.input_path), self.input_path)
         source = open_source(self.input_path, service=s.service)
+        # Before the rows are counted: a bad file stops the run before anything is read.
+        destinations = load_event_destinations(s.event_destinations, s.service)
         routing = tuple(c for c in ROUTING_COLUMNS if c in source.columns)
         total = await anyio.to_thread.run_sync(source.count, routing)
         validator = Validator(
@@ -151,6 +154,7 @@ class Engine:
             expected_rows=total,
             known_only=s.known_regions_only,
             columns=source.columns,
+            default_destinations=destinations,
         )
         ledger_path = s.ledger_path(self.input_path)
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)

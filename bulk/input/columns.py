@@ -1,19 +1,39 @@
-"""The input columns of a service: their names, where each goes in the request, their limits.
+"""The input columns of a service, read from botocore's model: names, places, kinds, limits.
 
-Input columns are the API's member names. Which columns a service has, their types, enum
-values and numeric limits all come from botocore's model of ``CreateConfigurationSet``; this
-module only says where each column goes in the request (`OPTION_COLUMNS`). Every ``min``/``max``
-of the model is checked on a request by `limit_problems` (with the few limits the service
-documents but its model lacks, `_DOCUMENTED_LIMITS`). The AWS tag rules, `show` (how a
-message quotes a value) and `Problem` (one problem with a row, as every check reports it) live
-here too.
+Every leaf member of the service's ``CreateConfigurationSet`` input is a column named by its
+leaf member name (`columns_for`; the names are unique within each model, and building the
+columns checks it), placed at its path in the nested request. Nothing here is a hand-kept
+table: a member AWS adds is a column without a code change.
+
+How a cell holds each kind of member (see `Column.kind` and :mod:`bulk.input.convert`):
+
+- scalars: text, an enum value (any case), a boolean (true/false, 1/0, yes/no), a timestamp
+  (ISO-8601 or epoch seconds), a whole or decimal number, within the model's enum and min/max;
+- a list of scalars (``SuppressedReasons``): items separated by commas (``BOUNCE,COMPLAINT``,
+  spaces around items ignored), ``[]`` for the empty list; Parquet: a native list column or
+  the same text. ``[]`` in a column that is not a list is a row error;
+- a union (a structure with the ``union`` trait, such as ``SigningScheme``): its leaves are
+  columns like any other (``SignatureFormat``, which chooses ``SmimeScheme``), and a column
+  named by the union member holds the name of the choice (``DefaultScheme``/``SmimeScheme``,
+  any case) for choices that are structures, which may hold nothing at all. A union of simple
+  values needs no such column: setting one of its leaf columns is the choice. Columns that
+  choose different members of one union are a row error (botocore's, said in columns);
+- anything else a future model may add (a map, a list of structures, a document): JSON text;
+- ``Tags``: one ``tag:KEY`` column per tag, the cell its value.
+
+Beyond the set's own members: ``TenantName`` (SES v2, where the model has ``CreateTenant``),
+``EventDestinations`` (a JSON array), and the routing columns ``Region``, ``Profile``,
+``RoleArn``. Columns whose name starts with ``bulk_`` (the report's) are ignored.
+
+The AWS tag rules, `show` (how a message quotes a value) and `Problem` (one problem with a
+row, as every check reports it) live here too; the model's limits are :mod:`bulk.input.limits`.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,20 +41,21 @@ from bulk.errors import UsageError
 from bulk.models import SERVICES
 
 __all__ = [
+    "DESTINATIONS_COLUMN",
+    "IGNORED_PREFIX",
     "NAME_COLUMN",
-    "OPTION_COLUMNS",
     "PROFILE_COLUMN",
     "REGION_COLUMN",
     "ROLE_COLUMN",
     "ROUTING_COLUMNS",
     "TAG_PREFIX",
+    "TENANT_COLUMN",
     "Column",
-    "Limit",
     "Problem",
     "columns_for",
     "input_shape",
-    "limit_problems",
-    "limits_for",
+    "model_columns",
+    "operation_shape",
     "role_arn_problem",
     "show",
     "tag_key_problem",
@@ -48,26 +69,28 @@ ROLE_COLUMN: Final = "RoleArn"
 # The columns that say where a row goes (its lane), in the order lanes are keyed by.
 ROUTING_COLUMNS: Final = (REGION_COLUMN, PROFILE_COLUMN, ROLE_COLUMN)
 TAG_PREFIX: Final = "tag:"
+TENANT_COLUMN: Final = "TenantName"
+DESTINATIONS_COLUMN: Final = "EventDestinations"
+# Columns the report command adds (bulk_status, ...): a fixed report file is provisioned as
+# it is, so these are neither options nor errors.
+IGNORED_PREFIX: Final = "bulk_"
 
 # An IAM role's ARN in any partition (aws, aws-cn, aws-us-gov, ...): account, then the role's
 # path and name (IAM allows \w+=,.@- and / in them, 512 characters in all).
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 
-# Where each option column goes in the request: (structure, member). The column exists for a
-# service only if the service's input shape has that member (HttpsPolicy and
-# MaxDeliverySeconds are SES v2 only).
-OPTION_COLUMNS: Final[Mapping[str, tuple[str, str]]] = {
-    "SendingPoolName": ("DeliveryOptions", "SendingPoolName"),
-    "TlsPolicy": ("DeliveryOptions", "TlsPolicy"),
-    "MaxDeliverySeconds": ("DeliveryOptions", "MaxDeliverySeconds"),
-    "ReputationMetricsEnabled": ("ReputationOptions", "ReputationMetricsEnabled"),
-    "LastFreshStart": ("ReputationOptions", "LastFreshStart"),
-    "SendingEnabled": ("SendingOptions", "SendingEnabled"),
-    "CustomRedirectDomain": ("TrackingOptions", "CustomRedirectDomain"),
-    "HttpsPolicy": ("TrackingOptions", "HttpsPolicy"),
-}
-
 _OPERATION = "CreateConfigurationSet"
+# botocore type names of the members a cell holds as one value, and their column kinds.
+_SCALAR_KINDS: Final = {
+    "string": "text",
+    "blob": "text",
+    "boolean": "boolean",
+    "timestamp": "timestamp",
+    "integer": "integer",
+    "long": "integer",
+    "float": "number",
+    "double": "number",
+}
 
 # AWS tag rules (SES API reference, "Tag"): key 1-128, value 0-256 characters of Unicode
 # letters, digits, white space and _ . : / = + - @; the aws: prefix is reserved.
@@ -83,17 +106,20 @@ _SHOW_LIMIT = 80
 class Column:
     """One input column of a service: where it goes in the request and what it holds.
 
-    ``kind`` is ``text``, ``enum``, ``boolean``, ``timestamp`` or ``integer`` for option
-    columns (from the member's shape), ``name``, ``region`` or ``profile`` for the others.
+    ``kind``: for the set's members ``text``, ``enum``, ``boolean``, ``timestamp``,
+    ``integer``, ``number``, ``list`` (``item`` converts each item), ``union`` (``enum``
+    holds the choices) or ``json``; ``name``, ``tenants``, ``destinations``, ``region``,
+    ``profile`` or ``role`` for the others. ``path``: the member names from the request's
+    root to the member the column sets (for a union column, the union member itself).
     """
 
     name: str
     kind: str
-    structure: str | None = None
-    member: str | None = None
+    path: tuple[str, ...] = ()
     enum: tuple[str, ...] = ()
     minimum: int | None = None
     maximum: int | None = None
+    item: Column | None = None
 
 
 def show(value: object, limit: int = _SHOW_LIMIT) -> str:
@@ -115,6 +141,9 @@ def tag_key_problem(key: str) -> str | None:
 
 def tag_value_problem(value: str) -> str | None:
     """Why ``value`` cannot be a tag value (AWS tag rules), or None if it can."""
+    # The common case first, without quoting the value for a message (every tag cell).
+    if len(value) <= _TAG_VALUE_MAX and value[:4].lower() != "aws:" and _TAG_RE.fullmatch(value):
+        return None
     return _tag_problem(value, show(value), "a tag value", _TAG_VALUE_MAX)
 
 
@@ -141,9 +170,12 @@ def _bad_tag_characters(text: str) -> str:
     return ", ".join(repr(ch) for ch in bad[:5])
 
 
+# -- the model ------------------------------------------------------------------------------
+
+
 @functools.cache
-def input_shape(service: str) -> Any:
-    """The botocore input shape of CreateConfigurationSet for ``service`` (loaded once).
+def _service_model(service: str) -> Any:
+    """botocore's model of ``service`` (loaded once).
 
     Read with botocore's loader alone, not a session: a session reads the user's AWS config
     file, and a broken one must be reported where credentials are (exit 3, naming the file),
@@ -153,199 +185,107 @@ def input_shape(service: str) -> Any:
     from botocore.model import ServiceModel
 
     data = create_loader().load_service_model(service, "service-2")
-    model = ServiceModel(data, service_name=service)
-    return model.operation_model(_OPERATION).input_shape
+    return ServiceModel(data, service_name=service)
 
 
-# -- limits: the model's min/max on every member, and the documented ones it lacks ----------
-
-_Path = tuple[str, ...]  # member names from the request's root; "[]" steps into each list item
-
-# Limits the service documents but its model does not carry (no "max" trait in either
-# pinpoint-email or sesv2), by request path. Used only where the model has no limit of its own.
-_DOCUMENTED_LIMITS: Final[Mapping[_Path, tuple[int, str]]] = {
-    # SES v2 API reference, "Tag": "A resource can have as many as 50 tags." (tags whose key
-    # starts with aws: do not count, but such keys are refused anyway).
-    ("Tags",): (50, "a configuration set can have at most 50 tags (SES API reference, Tag)"),
-    # Dedicated IP pool names: the API references (CreateDedicatedIpPool, DedicatedIpPool) give
-    # no length; CloudFormation documents AWS::SES::DedicatedIpPool PoolName as
-    # ^[a-z0-9_-]{0,64}$ (the CDK: "must not exceed 64 characters"). Only the length is checked
-    # here: the character rule is CloudFormation's, and the API itself does not state it.
-    ("DeliveryOptions", "SendingPoolName"): (64, "a dedicated IP pool name is at most 64"),
-    # A domain name: at most 253 characters (RFC 1035's 255 octets on the wire).
-    ("TrackingOptions", "CustomRedirectDomain"): (253, "a domain name is at most 253"),
-}
-_LENGTH_TYPES: Final = frozenset({"string", "list", "map", "blob"})
-_NUMBER_TYPES: Final = frozenset({"integer", "long", "float", "double"})
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A bound on one member of the request: its length (text, list) or its value (number).
-
-    ``rule`` says the documented limit in words (from `_DOCUMENTED_LIMITS`); '' for the model's.
-    """
-
-    path: _Path
-    length: bool
-    minimum: float | None
-    maximum: float | None
-    rule: str = ""
+def operation_shape(service: str, operation: str, *, output: bool = False) -> Any:
+    """The input (or ``output``) shape of ``operation`` in ``service``'s model; None if the
+    service has no such operation."""
+    model = _service_model(service)
+    if operation not in model.operation_names:
+        return None
+    found = model.operation_model(operation)
+    return found.output_shape if output else found.input_shape
 
 
 @functools.cache
-def limits_for(service: str) -> tuple[Limit, ...]:
-    """Every min/max the model of ``service`` gives, plus the documented ones it lacks.
+def input_shape(service: str) -> Any:
+    """The botocore input shape of CreateConfigurationSet for ``service`` (loaded once)."""
+    return operation_shape(service, _OPERATION)
 
-    botocore's ParamValidator checks ``min`` only; this covers both, so a limit a newer model
-    adds is checked without a code change.
+
+def model_columns(shape: Any) -> dict[str, Column]:
+    """A column for every leaf member of ``shape`` (an operation's input), by name.
+
+    The name is the leaf member's; ``ConfigurationSetName`` and ``Tags`` are left to the
+    caller. Raises RuntimeError when two leaves share a name: a model that breaks the rule
+    columns rely on must fail loudly (in the tests), never map a column to the wrong place.
     """
-    found: dict[_Path, Limit] = {}
+    found: dict[str, Column] = {}
 
-    def walk(shape: Any, path: _Path, seen: frozenset[str]) -> None:
-        if shape.name in seen:  # a recursive shape: its members were walked further up
-            return
-        seen = seen | {shape.name}
-        low, high = shape.metadata.get("min"), shape.metadata.get("max")
-        kind = shape.type_name
-        bounded = low is not None or high is not None
-        if path and bounded and (kind in _LENGTH_TYPES or kind in _NUMBER_TYPES):
-            found[path] = Limit(path, kind in _LENGTH_TYPES, low, high)
-        documented = _DOCUMENTED_LIMITS.get(path)
-        if documented is not None and kind in _LENGTH_TYPES and high is None:
-            found[path] = Limit(path, True, low, documented[0], documented[1])
-        if kind == "structure":
-            for name, member in shape.members.items():
-                walk(member, (*path, name), seen)
-        elif kind == "list":
-            walk(shape.member, (*path, "[]"), seen)
+    def add(column: Column) -> None:
+        if column.name in found:
+            raise RuntimeError(
+                f"{shape.name}: members {'.'.join(found[column.name].path)} and "
+                f"{'.'.join(column.path)} share the name {column.name!r}, but input columns "
+                "are named by leaf member: the model breaks that rule"
+            )
+        found[column.name] = column
 
-    walk(input_shape(service), (), frozenset())
-    return tuple(found.values())
-
-
-def limit_problems(request: Mapping[str, Any], limits: Sequence[Limit]) -> list[Problem]:
-    """A problem for each value of ``request`` outside one of ``limits``."""
-    problems: list[Problem] = []
-    for limit in limits:
-        if "[]" in limit.path:
-            found: Iterable[tuple[Any, Any]] = _values_at(request, limit.path, None)
-        else:  # the common case, without a generator
-            value: Any = request
-            for step in limit.path:
-                value = value.get(step) if isinstance(value, dict) else None
-                if value is None:
-                    break
-            if value is None:
+    def walk(structure: Any, path: tuple[str, ...], seen: frozenset[str]) -> None:
+        for name, member in structure.members.items():
+            here = (*path, name)
+            if not path and name in (NAME_COLUMN, "Tags"):
                 continue
-            found = ((None, value),)
-        for item, value in found:
-            if isinstance(value, bool):
-                continue
-            if limit.length:
-                if not isinstance(value, str | bytes | list | dict):
-                    continue  # a wrong type: ParamValidator's to report
-                size: float = len(value)
-            elif isinstance(value, int | float):
-                size = value
-            else:
-                continue
-            if (limit.minimum is None or size >= limit.minimum) and (
-                limit.maximum is None or size <= limit.maximum
+            kind = member.type_name
+            if kind in _SCALAR_KINDS:
+                add(_scalar(name, member, here))
+            elif kind == "list" and member.member.type_name in _SCALAR_KINDS:
+                item = _scalar(name, member.member, here)
+                low, high = member.metadata.get("min"), member.metadata.get("max")
+                add(Column(name, "list", here, item.enum, low, high, item))
+            elif (
+                kind == "structure"
+                and not member.metadata.get("document")
+                and member.name not in seen  # a recursive shape: JSON below its first use
             ):
-                continue
-            problems.append(_limit_problem(limit, item, value, size))
-    return problems
+                if member.is_tagged_union:
+                    # Choices that are structures may hold nothing: only a column naming
+                    # the choice can set them. Scalar choices are set by their own column.
+                    choices = [each for each, m in member.members.items() if m.type_name == kind]
+                    if choices:
+                        add(Column(name, "union", here, tuple(choices)))
+                walk(member, here, seen | {member.name})
+            else:  # a map, a list of structures, a document: JSON text
+                add(Column(name, "json", here))
+
+    walk(shape, (), frozenset({shape.name}))
+    return found
 
 
-def _values_at(node: Any, path: _Path, item: Any) -> Iterator[tuple[Any, Any]]:
-    """The values at ``path`` below ``node``, each with the list item it is in (or None)."""
-    if not path:
-        yield item, node
-        return
-    step, rest = path[0], path[1:]
-    if step == "[]":
-        if isinstance(node, list):
-            for each in node:
-                yield from _values_at(each, rest, each)
-    elif isinstance(node, dict) and node.get(step) is not None:
-        yield from _values_at(node[step], rest, item)
-
-
-def _limit_problem(limit: Limit, item: Any, value: Any, size: float) -> Problem:
-    """The message for ``value`` outside ``limit``, in the input's terms."""
-    low, high = limit.minimum, limit.maximum
-    too_long = high is not None and size > high
-    if limit.path == ("Tags",) and high is not None and size > high:
-        return Problem(
-            "TooManyTags",
-            f"{_figure(size)} tag: columns are set in this row; {limit.rule}; "
-            f"empty {_figure(size - high)} of them",
-        )
-    if limit.path[0] == "Tags" and isinstance(item, dict) and "Key" in item:
-        where = f"column {show(TAG_PREFIX + str(item['Key']))}"
-    else:
-        # Columns are named by their leaf member (the names are unique in both models).
-        where = f"column {[step for step in limit.path if step != '[]'][-1]}"
-    if not limit.length:
-        return Problem(
-            "InvalidNumber", f"{where}: {_figure(value)} is out of range ({_bounds(low, high)})"
-        )
-    unit = "characters" if isinstance(value, str | bytes) else "items"
-    rule = (limit.rule or f"at most {_figure(high)}") if too_long else f"at least {_figure(low)}"
-    shown = show(value)
-    # show() cuts a long value and gives its length itself.
-    size_text = "is too long" if shown.endswith(" characters)") else f"is {_figure(size)} {unit}"
-    return Problem(
-        "ValueTooLong" if too_long else "ValueTooShort",
-        f"{where}: {shown} {size_text}; {rule} {unit}; {'shorten' if too_long else 'lengthen'} it",
-    )
-
-
-def _figure(number: float | None) -> str:
-    """A number as a person writes it: 1000000, not 1e+06 or 1000000.0."""
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    return str(number)
-
-
-def _bounds(low: float | None, high: float | None) -> str:
-    return f"{'' if low is None else _figure(low)}-{'' if high is None else _figure(high)}"
+def _scalar(name: str, shape: Any, path: tuple[str, ...]) -> Column:
+    enum = tuple(shape.metadata.get("enum", ()))
+    kind = "enum" if enum else _SCALAR_KINDS[shape.type_name]
+    return Column(name, kind, path, enum, shape.metadata.get("min"), shape.metadata.get("max"))
 
 
 @functools.cache
 def columns_for(service: str) -> Mapping[str, Column]:
-    """The columns ``service`` accepts, by name, in a stable order (tags: any ``tag:KEY``)."""
+    """The columns ``service`` accepts, by name, in a stable order (tags: any ``tag:KEY``).
+
+    The name, the model's leaf members (`model_columns`), ``TenantName`` where the model has
+    tenants, ``EventDestinations``, then the routing columns.
+    """
     if service not in SERVICES:
         raise UsageError(f"unknown service {show(service)}; use one of: {', '.join(SERVICES)}")
-    shape = input_shape(service)
-    columns: dict[str, Column] = {NAME_COLUMN: Column(NAME_COLUMN, "name")}
-    for name, (structure, member) in OPTION_COLUMNS.items():
-        if structure not in shape.members:
-            continue
-        parent = shape.members[structure]
-        if member not in parent.members:
-            continue
-        leaf = parent.members[member]
-        kind = {
-            "boolean": "boolean",
-            "timestamp": "timestamp",
-            "integer": "integer",
-            "long": "integer",
-            "string": "enum" if leaf.metadata.get("enum") else "text",
-        }[leaf.type_name]
-        columns[name] = Column(
-            name,
-            kind,
-            structure,
-            member,
-            tuple(leaf.metadata.get("enum", ())),
-            leaf.metadata.get("min"),
-            leaf.metadata.get("max"),
-        )
-    columns[REGION_COLUMN] = Column(REGION_COLUMN, "region")
-    columns[PROFILE_COLUMN] = Column(PROFILE_COLUMN, "profile")
-    columns[ROLE_COLUMN] = Column(ROLE_COLUMN, "role")
+    columns = {NAME_COLUMN: Column(NAME_COLUMN, "name", (NAME_COLUMN,))}
+    others = [Column(DESTINATIONS_COLUMN, "destinations")]
+    if operation_shape(service, "CreateTenant") is not None:
+        others.insert(0, Column(TENANT_COLUMN, "tenants"))
+    others += [
+        Column(REGION_COLUMN, "region"),
+        Column(PROFILE_COLUMN, "profile"),
+        Column(ROLE_COLUMN, "role"),
+    ]
+    members = model_columns(input_shape(service))
+    for column in (*columns.values(), *others):
+        if column.name in members:
+            raise RuntimeError(
+                f"{service}: the model's member {'.'.join(members[column.name].path)} is "
+                f"named like bulk's own column {column.name!r}"
+            )
+    columns.update(members)
+    columns.update((column.name, column) for column in others)
     return columns
 
 

@@ -1,15 +1,23 @@
 """Cell converters: a cell as the file holds it becomes the value its request member takes.
 
-One converter per column kind (``text``, ``enum``, ``boolean``, ``timestamp``, ``integer``:
-see `Column.kind`), given by `converter`, plus `tag_value` for ``tag:KEY`` columns. A cell is
-text from a CSV file or a native value from Parquet; each converter takes both, and either
-returns the request value or raises a `Problem` naming the column and quoting the value.
-`as_text` is how any cell that must be text is read.
+One converter per column kind (``text``, ``enum``, ``boolean``, ``timestamp``, ``integer``,
+``number``, ``list``, ``union``, ``json``: see `Column.kind`), given by `converter`, plus
+`tag_value` for ``tag:KEY`` columns. A cell is text from a CSV file or a native value from
+Parquet; each converter takes both, and either returns the request value or raises a
+`Problem` naming the column and quoting the value. `as_text` is how any cell that must be
+text is read.
+
+Lists: a cell holds items separated by commas (spaces around an item do not count), ``[]``
+is the empty list, and a Parquet list holds the items themselves; each item is converted as
+the list's member (an enum item names the allowed values). ``[]`` in a column that holds one
+value is a `Problem`, not the text ``[]``: it can only be a list meant for another column.
+Unions: the cell names the choice, one of the union's members (any case).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from collections.abc import Callable
@@ -18,7 +26,9 @@ from typing import Any, Final
 
 from bulk.input.columns import Column, Problem, show, tag_value_problem
 
-__all__ = ["as_text", "converter", "tag_value"]
+__all__ = ["EMPTY_LIST", "as_text", "converter", "tag_value"]
+
+EMPTY_LIST: Final = "[]"
 
 _EPOCH_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER_RE = re.compile(r"[+-]?[0-9]+")
@@ -50,10 +60,21 @@ def tag_value(column: str, value: Any) -> str:
 # -- converters: one per column kind; each returns the request value or raises Problem --
 
 
+def _not_a_list(column: Column, value: Any) -> None:
+    """Raise the `Problem` of ``[]`` in a column that holds one value (else nothing)."""
+    if value == EMPTY_LIST:
+        raise Problem(
+            "NotAList",
+            f"column {column.name}: {show(value)} is an empty list, but {column.name} holds "
+            "one value, not a list; leave the cell empty to leave it unset",
+        )
+
+
 def _text(column: Column, value: Any) -> str:
     text = as_text(value)
     if text is None:
         raise Problem("InvalidValue", f"column {column.name}: {show(value)} is not text")
+    _not_a_list(column, text)
     return text
 
 
@@ -66,6 +87,7 @@ def _enum(column: Column, value: Any) -> str:
         for allowed in column.enum:
             if allowed.lower() == text.lower():
                 return allowed
+        _not_a_list(column, text)
     raise Problem(
         "InvalidEnum",
         f"column {column.name}: {show(value)} is not one of {', '.join(column.enum)}",
@@ -81,6 +103,7 @@ def _boolean(column: Column, value: Any) -> bool:
             return True
         if folded in _FALSE:
             return False
+        _not_a_list(column, value)
     elif isinstance(value, int) and value in (0, 1):
         return bool(value)
     raise Problem(
@@ -105,6 +128,7 @@ def _timestamp(column: Column, value: Any) -> datetime:
         else:
             raise ValueError(value)
     except (ValueError, OverflowError, OSError):
+        _not_a_list(column, value)
         hint = "ISO-8601 like 2024-05-01T12:00:00Z, or epoch seconds"
         if isinstance(value, str | int | float) and _looks_like_milliseconds(value):
             hint = "epoch seconds, not milliseconds"
@@ -141,6 +165,7 @@ def _integer(column: Column, value: Any) -> int:
     high = column.maximum
     limits = f"{'' if low is None else low}-{'' if high is None else high}"
     if number is None:
+        _not_a_list(column, value)
         raise Problem(
             "InvalidNumber", f"column {column.name}: {show(value)} is not a whole number ({limits})"
         )
@@ -149,15 +174,88 @@ def _integer(column: Column, value: Any) -> int:
     return number
 
 
+def _number(column: Column, value: Any) -> float:
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        _not_a_list(column, value)
+        raise Problem("InvalidNumber", f"column {column.name}: {show(value)} is not a number")
+    return number
+
+
+def _union(column: Column, value: Any) -> str:
+    """The name of the union member the cell chooses (one of ``column.enum``, any case)."""
+    text = as_text(value)
+    if text is not None:
+        for allowed in column.enum:
+            if allowed.lower() == text.lower():
+                return allowed
+        _not_a_list(column, text)
+    raise Problem(
+        "InvalidChoice",
+        f"column {column.name}: {show(value)} is not one of {', '.join(column.enum)} "
+        f"(the {column.name} to use)",
+    )
+
+
+def _json(column: Column, value: Any) -> Any:
+    """A member no simpler cell can hold (a map, a list of structures): JSON text."""
+    text = as_text(value)
+    try:
+        if text is None:
+            raise ValueError("not text")
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise Problem(
+            "InvalidJson", f"column {column.name}: {show(value)} is not JSON ({exc})"
+        ) from None
+
+
+def _list(column: Column, item: Callable[[Any], Any], value: Any) -> list[Any]:
+    """Comma-separated items (``[]``: none) or a Parquet list, each converted by ``item``."""
+    if isinstance(value, str):
+        if value == EMPTY_LIST:
+            return []
+        items: list[Any] = [each.strip() for each in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [each.strip() if isinstance(each, str) else each for each in value]
+    else:
+        raise Problem(
+            "InvalidList", f"column {column.name}: {show(value)} is not a list ({_LIST_HINT})"
+        )
+    for position, each in enumerate(items, 1):
+        if each is None or each == "":
+            raise Problem(
+                "InvalidList",
+                f"column {column.name}: {show(value)} has an empty item (item {position}); "
+                f"{_LIST_HINT}",
+            )
+    return [item(each) for each in items]
+
+
+_LIST_HINT = "separate items with commas, like A,B; write [] for an empty list"
+
 _CONVERTERS: Final = {
     "text": _text,
     "enum": _enum,
     "boolean": _boolean,
     "timestamp": _timestamp,
     "integer": _integer,
+    "number": _number,
+    "union": _union,
+    "json": _json,
 }
 
 
 def converter(column: Column) -> Callable[[Any], Any]:
     """The converter of an option column: a cell in, its request value out (or a `Problem`)."""
+    if column.kind == "list":
+        assert column.item is not None
+        return functools.partial(_list, column, converter(column.item))
     return functools.partial(_CONVERTERS[column.kind], column)

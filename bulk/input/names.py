@@ -1,4 +1,7 @@
-"""The first row of each name within a lane, remembered for a whole run in little memory.
+"""Names: the rule a name follows, and the first row of each name within a lane.
+
+`NAME_RULE` is the rule configuration sets, tenants and event destinations share (1-64
+characters of ``A-Z a-z 0-9 _ -``), and `name_problem` says why a cell breaks it.
 
 A name is keyed with its lane as a 64-bit hash (`name_key`); `FirstSeen` keeps the first row
 number of each key in a hash table of two flat arrays, small enough for millions of names. The
@@ -8,11 +11,42 @@ number of each key in a hash table of two flat arrays, small enough for millions
 
 from __future__ import annotations
 
+import re
 from array import array
 from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["FirstSeen", "name_key"]
+from bulk.input.columns import show
+
+__all__ = ["NAME_RE", "NAME_RULE", "FirstSeen", "name_key", "name_problem"]
+
+NAME_RULE: Final = "a name is 1-64 characters of A-Z a-z 0-9 _ -"
+NAME_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def name_problem(
+    where: str,
+    raw: object,
+    text: str | None,
+    rule: str = NAME_RULE,
+    pattern: re.Pattern[str] = NAME_RE,
+    maximum: int = 64,
+) -> str:
+    """Why ``raw`` (read as ``text``; None: not text) breaks ``rule``, after ``where``."""
+    prefix = f"{where}: {show(raw)}"
+    if text is None:
+        return f"{prefix} is not text; {rule}"
+    if not text:
+        return f"{prefix} is empty; {rule}"
+    if len(text) > maximum:
+        return f"{prefix} is {len(text)} characters long; {rule}"
+    bad: list[str] = []
+    for ch in text:
+        if not pattern.fullmatch(ch) and ch not in bad:
+            bad.append(ch)
+    if not bad:  # a pattern that is more than a set of characters
+        return f"{prefix} does not match {pattern.pattern!r}; {rule}"
+    return f"{prefix} contains {', '.join(repr(ch) for ch in bad[:5])}; {rule}"
 
 
 def name_key(lane_key: str, name: str) -> int:

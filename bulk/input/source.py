@@ -2,10 +2,10 @@
 
 `open_source` checks everything it can before a single request is sent: the file exists,
 has a known extension, is text (CSV) or Parquet, and has a usable header (no unknown,
-duplicate or unnamed columns, a ``ConfigurationSetName`` column, Parquet types that fit) and
-at least one data row. `Source.count` then reads the whole file once, so a damaged row
-deep in the file (ragged, bad quoting, not UTF-8, a corrupt Parquet page) stops the run
-before anything is sent.
+duplicate or unnamed columns, a ``ConfigurationSetName`` column, Parquet types that fit: see
+:mod:`bulk.input.header`) and at least one data row. `Source.count` then reads the whole
+file once, so a damaged row deep in the file (ragged, bad quoting, not UTF-8, a corrupt
+Parquet page) stops the run before anything is sent.
 
 Records stream from polars lazy scans in batches of ``batch_size`` rows; memory does not
 grow with the file (CSV: one streaming query; Parquet: one slice of the scan at a time).
@@ -22,11 +22,10 @@ to a million rows.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
@@ -34,7 +33,7 @@ from typing import IO, Any, Final, Literal
 import polars as pl
 
 from bulk.errors import InputError
-from bulk.input.columns import NAME_COLUMN, TAG_PREFIX, Column, columns_for, show, tag_key_problem
+from bulk.input.columns import Column, show
 from bulk.input.csv_check import (
     check_head,
     check_rows,
@@ -44,7 +43,8 @@ from bulk.input.csv_check import (
     csv_rows,
     ragged_error,
 )
-from bulk.models import SERVICES, InputRow
+from bulk.input.header import allowed_columns, check_header, check_parquet_types
+from bulk.models import InputRow
 from bulk.polars_errors import POLARS_ERRORS
 
 __all__ = ["Source", "open_source"]
@@ -207,8 +207,9 @@ def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None
     file), empty file, wrong extension, compressed, not text, a comment line or another
     separator than the comma, no ``ConfigurationSetName`` column, an unknown, duplicate or
     unnamed column, a Parquet column of the wrong type, no data rows. With ``service``, a
-    column that service lacks (``HttpsPolicy`` for ``pinpoint-email``) is refused too;
-    without it, columns of any service are accepted.
+    column that service lacks (``HttpsPolicy`` or ``TenantName`` for ``pinpoint-email``) is
+    refused too; without it, columns of any service are accepted. Columns named
+    ``bulk_...`` (a report file's) are ignored.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -243,7 +244,7 @@ def open_source(path: str | Path, *, batch_size: int = 5000, service: str | None
         raise InputError(f"{path}: cannot read it: {exc.strerror}") from None
     if size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); it needs a header row and data")
-    allowed = _allowed_columns(service)
+    allowed = allowed_columns(service)
     if fmt == "csv":
         columns = _open_csv(path, allowed, service)
     else:
@@ -272,77 +273,6 @@ def _kind_of_file(mode: int) -> str:
     return "not a regular file"
 
 
-# -- columns ------------------------------------------------------------------------------
-
-
-def _allowed_columns(service: str | None) -> Mapping[str, Column]:
-    if service is not None:
-        return columns_for(service)
-    union: dict[str, Column] = {}
-    for each in SERVICES:
-        for name, column in columns_for(each).items():
-            union.setdefault(name, column)
-    # Routing columns last, as in each service's own listing.
-    routing = ("region", "profile", "role")
-    return dict(sorted(union.items(), key=lambda item: item[1].kind in routing))
-
-
-def _check_header(
-    path: Path, names: Sequence[str], allowed: Mapping[str, Column], service: str | None
-) -> None:
-    """File-level header checks; raises InputError for the first problem found."""
-    listing = f"column names are the API's member names: {', '.join(allowed)}, {TAG_PREFIX}KEY"
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names, 1):
-        if not name:
-            raise InputError(
-                f"{path}: column {position} of the header has no name; "
-                "name it or delete the column (a trailing comma in the header?)"
-            )
-        if name in seen:
-            raise InputError(
-                f"{path}: column {show(name)} appears twice in the header "
-                f"(columns {seen[name]} and {position}); keep one"
-            )
-        seen[name] = position
-        if name.startswith(TAG_PREFIX):
-            problem = tag_key_problem(name[len(TAG_PREFIX) :])
-            if problem is not None:
-                raise InputError(f"{path}: column {show(name)}: {problem}; rename the column")
-            continue
-        if name in allowed:
-            continue
-        if service is not None and name in _allowed_columns(None):
-            others = [each for each in SERVICES if name in columns_for(each)]
-            raise InputError(
-                f"{path}: column {show(name)} is not a {service} field (it is one of "
-                f"{', '.join(others)}); remove the column or use --service {others[0]}"
-            )
-        raise InputError(
-            f"unknown column {show(name)} in {path}{_suggest(name, allowed)}; {listing}"
-        )
-    if NAME_COLUMN not in seen:
-        raise InputError(f"{path}: no {NAME_COLUMN} column; every row needs a name; {listing}")
-
-
-def _suggest(name: str, allowed: Iterable[str]) -> str:
-    """' (did you mean 'X'?)' for a near miss of a known column, else ''."""
-    folded = {each.lower(): each for each in allowed}
-    lowered = name.lower()
-    if lowered in folded:
-        return f" (did you mean {folded[lowered]!r}?)"
-    prefix, colon, key = name.partition(":")
-    if colon and prefix.lower() in ("tag", "tags") and key:
-        return f" (did you mean {TAG_PREFIX + key!r}?)"
-    for sep in ("_", "-", "."):
-        if lowered.startswith("tag" + sep) and len(name) > 4:
-            return f" (did you mean {TAG_PREFIX + name[4:]!r}?)"
-    close = difflib.get_close_matches(lowered, list(folded), n=1, cutoff=0.75)
-    if close:
-        return f" (did you mean {folded[close[0]]!r}?)"
-    return ""
-
-
 # -- CSV ----------------------------------------------------------------------------------
 
 
@@ -360,7 +290,7 @@ def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) ->
         _, header = next(rows, (0, []))
         names = tuple(name.strip() for name in header)
         check_separator(path, names)
-        _check_header(path, names, allowed, service)
+        check_header(path, names, allowed, service)
         # One non-blank data row proves the file is not header-only; the rest is count()'s.
         for number, cells in rows:
             if any(cell.strip() for cell in cells):
@@ -382,39 +312,6 @@ def _open_csv(path: Path, allowed: Mapping[str, Column], service: str | None) ->
 
 
 # -- Parquet ------------------------------------------------------------------------------
-
-# What each kind of column may hold in Parquet: (dtype test, description for messages).
-_TEXT_TYPES: Final = (pl.String, pl.Categorical, pl.Enum, pl.Null)
-
-
-def _is_text(dtype: Any) -> bool:
-    return bool(dtype.base_type() in _TEXT_TYPES or dtype.is_integer())
-
-
-def _is_boolean(dtype: Any) -> bool:
-    return bool(dtype.base_type() in (pl.Boolean, *_TEXT_TYPES) or dtype.is_integer())
-
-
-def _is_timestamp(dtype: Any) -> bool:
-    return bool(
-        dtype.base_type() in (pl.Datetime, pl.Date, *_TEXT_TYPES)
-        or dtype.is_integer()
-        or dtype.is_float()
-    )
-
-
-_PARQUET_TYPES: Final[Mapping[str, tuple[Callable[[Any], bool], str]]] = {
-    "text": (_is_text, "text (String)"),
-    "enum": (_is_text, "text (String)"),
-    "name": (_is_text, "text (String)"),
-    "region": (_is_text, "text (String)"),
-    "profile": (_is_text, "text (String)"),
-    "role": (_is_text, "text (String)"),
-    "tag": (_is_text, "text (String)"),
-    "boolean": (_is_boolean, "Boolean (or text true/false, 1/0, yes/no)"),
-    "timestamp": (_is_timestamp, "Datetime, Date, epoch seconds or ISO-8601 text"),
-    "integer": (_is_text, "an integer"),
-}
 
 
 def _open_parquet(
@@ -441,15 +338,8 @@ def _open_parquet(
     except _READ_ERRORS as exc:
         raise InputError(f"{path}: cannot read it as Parquet: {_first_line(exc)}") from None
     names = tuple(name.strip() for name in schema.names())
-    _check_header(path, names, allowed, service)
-    for name, dtype in zip(names, schema.dtypes(), strict=True):
-        kind = "tag" if name.startswith(TAG_PREFIX) else allowed[name].kind
-        test, expected = _PARQUET_TYPES[kind]
-        if not test(dtype):
-            raise InputError(
-                f"{path}: column {show(name)} has type {dtype}; expected {expected}; "
-                "convert the column"
-            )
+    check_header(path, names, allowed, service)
+    check_parquet_types(path, names, schema.dtypes(), allowed)
     if rows == 0:
         raise InputError(f"{path}: no data rows; {_ADD_ROWS}")
     return names
