@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk import Settings, Status, provision
-from bulk.emulator import Emulator, EmulatorConfig
+from bulk.emulator import Emulator, EmulatorConfig, Kind
 from bulk.engine.pipeline import EMULATOR_CREDENTIALS
 from bulk.ledger.reader import read_records
 
@@ -328,32 +328,55 @@ class TestLanesByRole:
         assert summary.exit_code == 1
 
 
-class TestStepsNotYetMade:
-    async def test_rows_with_tenants_or_destinations_are_failed_unsent_the_rest_created(
+class TestChain:
+    """Rows with tenants and event destinations against the emulator (SES v2): each tenant,
+    set, destination and association made exactly once, in the right account."""
+
+    async def test_tenants_destinations_and_associations_are_made_once_each(
         self, tmp_path: Path, emulator: Emulator
     ) -> None:
-        """The engine does not make tenants and event destinations yet: such a row is not
-        sent (its set alone would go without them) but recorded failed with the reason, so
-        the next run tries it again; the other rows go on."""
-        destinations = '[{"Name": "b", "MatchingEventTypes": ["BOUNCE"], "SnsDestination": '
-        destinations += '{"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"}}]'
+        sns = '{"TopicArn": "arn:aws:sns:us-east-1:123456789012:bounces"}'
+        destinations = (
+            f'[{{"Name": "bounces", "Enabled": true, "MatchingEventTypes": ["BOUNCE", '
+            f'"COMPLAINT"], "SnsDestination": {sns}}}]'
+        )
         rows = [
-            {"ConfigurationSetName": "plain"},
-            {"ConfigurationSetName": "with-tenant", "TenantName": "acme"},
-            {"ConfigurationSetName": "with-destination", "EventDestinations": destinations},
+            {
+                "ConfigurationSetName": f"t-{i}",
+                "TenantName": "acme" if i % 2 else "globex,acme",
+                "EventDestinations": destinations,
+            }
+            for i in range(10)
         ]
+        rows.append({"ConfigurationSetName": "plain"})
         path = write_csv(tmp_path / "t.csv", rows)
 
-        checked = await provision(path, settings(emulator, service="sesv2", dry_run=True))
+        state = emulator.state
+        plan = await provision(path, settings(emulator, service="sesv2", dry_run=True))
+        assert plan.exit_code == 0 and state.names(ACCOUNT) == []
+        assert plan.would_steps == {"tenants": 2, "destinations": 10, "associations": 15}
         summary = await provision(path, settings(emulator, service="sesv2"))
+        again = await provision(path, settings(emulator, service="sesv2"))
 
-        assert checked.exit_code == 0, "every cell is valid"
-        assert emulator.state.names(ACCOUNT) == ["plain"]
-        latest = latest_by_name(tmp_path / "t.csv.ledger.jsonl")
-        for name, what in (("with-tenant", "tenants"), ("with-destination", "event destinations")):
-            assert (latest[name]["status"], latest[name]["code"]) == ("failed", "StepsNotSupported")
-            assert f"checks {what} but does not create them yet" in latest[name]["message"]
-        assert (summary.counts["created"], summary.counts["failed"], summary.exit_code) == (1, 2, 1)
+        assert (summary.exit_code, summary.counts["created"]) == (0, 11)
+        assert again.skipped == 11 and again.this_run == {}
+        assert state.tenants(ACCOUNT) == ["acme", "globex"]
+        creations = state.creations(ACCOUNT, Kind.TENANTS)
+        assert creations == {"acme": 1, "globex": 1}, "each tenant created once, for all rows"
+        for i in range(10):
+            assert [d["Name"] for d in state.destinations(ACCOUNT, f"t-{i}")] == ["bounces"]
+        assert state.destinations(ACCOUNT, "plain") == []
+        arn = "arn:aws:ses:us-east-1:123456789012:configuration-set/{}"
+        expected = {("acme", arn.format(f"t-{i}")) for i in range(10)}
+        expected |= {("globex", arn.format(f"t-{i}")) for i in range(0, 10, 2)}
+        assert set(state.associations(ACCOUNT)) == expected
+        record = latest_by_name(tmp_path / "t.csv.ledger.jsonl")["t-0"]
+        assert record["steps"] == {
+            "tenants": {"globex": "created", "acme": record["steps"]["tenants"]["acme"]},
+            "set": "created",
+            "destinations": ["bounces"],
+            "associations": ["globex", "acme"],
+        }
 
 
 class TestLibraryEmulator:

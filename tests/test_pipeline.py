@@ -44,12 +44,35 @@ CODES = {
 
 Script = Mapping[str, Sequence[CallKind]]
 
+# The account every scripted lane's credentials act in, unless a test says otherwise.
+ACCOUNT = "111122223333"
+
+
+def step_key(operation: str, request: Mapping[str, Any]) -> str:
+    """How a script names a call: the set's name for ``CreateConfigurationSet`` (as every
+    test of a lone set does), else ``tenant:NAME``, ``destination:SET/NAME`` or
+    ``association:SET/TENANT``."""
+    if operation == "CreateConfigurationSet":
+        return str(request["ConfigurationSetName"])
+    if operation == "CreateTenant":
+        return f"tenant:{request['TenantName']}"
+    if operation == "CreateConfigurationSetEventDestination":
+        return f"destination:{request['ConfigurationSetName']}/{request['EventDestinationName']}"
+    if operation == "CreateTenantResourceAssociation":
+        set_name = str(request["ResourceArn"]).rpartition("/")[2]
+        return f"association:{set_name}/{request['TenantName']}"
+    raise AssertionError(f"the engine called {operation}")
+
 
 class ScriptedTarget:
-    """One lane's target answering each name as ``script`` says, attempt by attempt.
+    """One lane's target answering each call as ``script`` says, attempt by attempt.
 
-    A name's last scripted answer repeats; a name not in the script is created (``OK``).
-    ``on_call(name)`` runs as each call goes out (a test stops the run from there).
+    Calls are named by :func:`step_key`. A name's last scripted answer repeats; a name not
+    in the script is created (``OK``), unless it is in ``existing`` (a set of names shared
+    by a test's runs, like the service's state): then it answers ``EXISTS``, and every
+    ``OK`` adds its name there. ``on_call(name)`` runs as each call goes out (a test stops
+    the run from there); a call named in ``slow`` lets the event loop run that many times
+    before it answers, so that other rows move meanwhile.
     """
 
     def __init__(
@@ -59,30 +82,60 @@ class ScriptedTarget:
         *,
         refuse: bool = False,
         on_call: Callable[[str], None] | None = None,
+        existing: set[str] | None = None,
+        slow: Mapping[str, int] | None = None,
+        account: str = ACCOUNT,
     ) -> None:
         self.lane = lane
         self._script = script
         self._refuse = refuse
         self._on_call = on_call
-        self.calls: list[str] = []  # the name of every create, in the order they went out
+        self._existing = existing
+        self._slow = slow or {}
+        self._account = account
+        self.calls: list[str] = []  # the name of every create of a set, in the order they went out
+        self.log: list[tuple[str, dict[str, Any]]] = []  # every call: (operation, request)
+        self.keys: list[str] = []  # every call, by its step_key
+        self.answered: list[str] = []  # every call answered, by its step_key
+        self._tried: Counter[str] = Counter()
         self.preflights = 0
+        self.account_asked = 0
 
     async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult:
-        assert operation == "CreateConfigurationSet"
-        name = str(request["ConfigurationSetName"])
-        answers = self._script.get(name, (CallKind.OK,))
-        kind = answers[min(self.calls.count(name), len(answers) - 1)]
-        self.calls.append(name)
+        name = step_key(operation, request)
+        if name in self._script:
+            answers = self._script[name]
+            kind = answers[min(self._tried[name], len(answers) - 1)]
+        elif self._existing is not None and name in self._existing:
+            kind = CallKind.EXISTS
+        else:
+            kind = CallKind.OK
+        self._tried[name] += 1
+        if kind is CallKind.OK and self._existing is not None:
+            self._existing.add(name)
+        if operation == "CreateConfigurationSet":
+            self.calls.append(name)
+        self.log.append((operation, dict(request)))
+        self.keys.append(name)
         if self._on_call is not None:
             self._on_call(name)
+        for _ in range(self._slow.get(name, 0)):
+            await anyio.lowlevel.checkpoint()
         await anyio.lowlevel.checkpoint()  # a call yields to the loop, as a real one does
-        request_id = f"req-{len(self.calls)}" if kind is not CallKind.UNSENT else None
+        request_id = f"req-{len(self.log)}" if kind is not CallKind.UNSENT else None
+        self.answered.append(name)
         return CallResult(kind, CODES[kind], f"scripted {kind.value}", request_id=request_id)
 
     async def preflight(self) -> None:
         self.preflights += 1
         if self._refuse:
             raise TargetError(f"{self.lane}: the service refused the credentials (scripted)")
+
+    async def account(self) -> str:
+        """The lane's account, as STS would say it (the real target asks once and keeps it:
+        ``test_target.py``)."""
+        self.account_asked += 1
+        return self._account
 
 
 class ScriptedTargets:
@@ -112,8 +165,13 @@ class ScriptedTargets:
 
     @property
     def calls(self) -> list[str]:
-        """Every create of every lane."""
+        """Every create of a set, of every lane."""
         return [name for target in self.lanes.values() for name in target.calls]
+
+    @property
+    def keys(self) -> list[str]:
+        """Every call of every lane, by its :func:`step_key`."""
+        return [key for target in self.lanes.values() for key in target.keys]
 
 
 class RecordedSleep:

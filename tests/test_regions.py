@@ -18,6 +18,7 @@ from bulk.input.regions import (
     RunRegion,
     closest_region,
     known_regions,
+    partition_of,
     profile_region,
     region_problem,
     run_region,
@@ -111,6 +112,30 @@ class TestKnownRegions:
         assert region_problem("US East", known_only=False) == (
             "is not a Region name like 'us-east-1'"
         )
+
+
+class TestPartition:
+    """The partition an ARN names, from botocore's endpoint data: a set's ARN in China or
+    GovCloud that said ``aws`` would name no resource."""
+
+    @pytest.mark.parametrize(
+        ("region", "partition"),
+        [
+            ("us-east-1", "aws"),
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-gov-east-2", "aws-us-gov"),  # not listed yet: by the partition's pattern
+            ("us-iso-east-1", "aws-iso"),
+        ],
+    )
+    def test_each_region_is_in_its_partition(self, region: str, partition: str) -> None:
+        assert partition_of(region) == partition
+
+    def test_a_region_no_partition_claims_is_aws(self) -> None:
+        # An emulator's or a private endpoint's own Region name.
+        assert partition_of("zz-local-1") == "aws"
 
 
 class TestRunRegion:

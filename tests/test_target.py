@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 from botocore.exceptions import (
@@ -22,6 +23,7 @@ from botocore.exceptions import (
 )
 
 from bulk.engine.target import CREATE, CallKind, ClientSettings, TargetPool, classify_exception
+from bulk.errors import TargetError
 from bulk.models import Lane
 
 from .torture import cli, latest_by_row, one_line_error
@@ -282,3 +284,63 @@ class TestNotTheServicesAnswer:
         line = one_line_error(result.stderr)
         assert "TLS" in line and "http://" in line
         assert fake.calls["POST"] == 0
+
+
+class TestAccount:
+    """The account id a lane's ARNs name: STS ``GetCallerIdentity`` with the lane's own
+    credentials, asked once per lane however many rows need it at once."""
+
+    @staticmethod
+    def settings(emulator: Any) -> ClientSettings:
+        return ClientSettings(
+            endpoint_url=emulator.url,
+            static_credentials=("AKIDBULKEMULATOR", "secret"),
+            sts_endpoint_url=emulator.url,
+        )
+
+    async def test_the_account_is_asked_of_sts_once_per_lane(self, emulator: Any) -> None:
+        lane = Lane("sesv2", "us-east-1")
+        accounts: list[str] = []
+        async with TargetPool(self.settings(emulator)) as pool:
+            target = await pool.get(lane)
+
+            async def ask() -> None:
+                accounts.append(await target.account())
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(5):
+                    tg.start_soon(ask)
+            accounts.append(await target.account())
+
+        assert accounts == ["123456789012"] * 6  # the emulator's account for plain keys
+        scopes = emulator.stats()["by_scope"]
+        calls = sum(scope["calls"].get("GetCallerIdentity", 0) for scope in scopes.values())
+        assert calls == 1
+
+    async def test_a_role_lanes_account_is_the_roles(self, emulator: Any) -> None:
+        lane = Lane("sesv2", "eu-west-1", None, "arn:aws:iam::210987654321:role/Provisioner")
+        async with TargetPool(self.settings(emulator)) as pool:
+            target = await pool.get(lane)
+            assert await target.account() == "210987654321"
+
+    async def test_sts_refusing_is_a_lane_error_naming_the_lane_and_sts(
+        self, emulator: Any
+    ) -> None:
+        denied = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+            b"<Message>nope</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        )
+        lane = Lane("sesv2", "us-east-1")
+        with FakeEndpoint(lambda m, p: (403, "text/xml", denied, True)) as sts:
+            settings = ClientSettings(
+                endpoint_url=emulator.url,
+                static_credentials=("AKIDBULKEMULATOR", "secret"),
+                sts_endpoint_url=sts.url,
+            )
+            async with TargetPool(settings) as pool:
+                target = await pool.get(lane)
+                with pytest.raises(TargetError) as raised:
+                    await target.account()
+        message = str(raised.value)
+        assert message.startswith(f"{lane}: cannot learn the account id (STS GetCallerIdentity")
+        assert "AccessDenied: nope" in message

@@ -25,7 +25,7 @@ from bulk.engine.target import CallKind, CallResult
 from bulk.errors import TargetError
 from bulk.models import Outcome, Row, Status
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["Verdict", "judge", "unsettled"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,19 @@ def judge(
         extra={"ambiguous": True} if status is Status.FAILED and ambiguous else {},
     )
     return Verdict(outcome, quota=quota, abort=abort)
+
+
+def unsettled(
+    row: Row, last: CallResult | None, attempts: int, error: TargetError | None = None
+) -> Outcome:
+    """The record of a row whose calls all got answers that leave it unsent (a 429, a
+    refused connection, refused credentials) when the run stopped sending it: ``failed``, so
+    that its intent line is not read as a call in flight (the next run sends it again)."""
+    code = last.code if last is not None else "LaneStopped"
+    said = str(error) if error is not None else (last.message if last is not None else "")
+    return row.outcome(
+        Status.FAILED,
+        code=code,
+        message=f"stopped before an answer settled it: {said}".rstrip(": "),
+        attempts=attempts,
+    )

@@ -376,6 +376,8 @@ class Engine:
                     await put(out_send, item)
                 elif self.settings.dry_run:
                     stats.note_would_send(item.prior.status if item.prior else None)
+                    if item.row.tenants or item.row.destinations:
+                        stats.note_would_chain(item.row)
                 else:
                     await scheduler.put(item, self.control.wait)
             scheduler.read(read)

@@ -315,6 +315,13 @@ def render_summary(summary: Summary, *, command: str) -> str:
             f"{min(summary.pending, summary.would_send)} never sent; "
             f"{summary.skipped} settled by earlier runs"
         )
+        steps = summary.would_steps
+        if steps:
+            lines.append(
+                f"beyond the sets: {steps.get('tenants', 0)} tenants (each created if missing), "
+                f"{steps.get('destinations', 0)} event destinations, "
+                f"{steps.get('associations', 0)} tenant associations"
+            )
     else:
         this_run = ", ".join(f"{k} {v}" for k, v in summary.this_run.items()) or "nothing"
         lines.append(

@@ -15,28 +15,29 @@ Invariants (see also :mod:`bulk.engine.pipeline`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
+from bulk.engine.chain import Chain
 from bulk.engine.intake import Send
 from bulk.engine.lanes import LaneQueue
 from bulk.engine.limiter import AdaptiveLimiter
-from bulk.engine.outcomes import judge
+from bulk.engine.outcomes import judge, unsettled
 from bulk.engine.retry import RetryPolicy
 from bulk.engine.stopping import Halt, LaneState, RunControl
 from bulk.engine.summary import RunStats
-from bulk.engine.target import CREATE, MAYBE_DONE, CallKind, CallResult, Targets
+from bulk.engine.target import CREATE, MAYBE_DONE, CallKind, CallResult, Target, Targets
 from bulk.errors import TargetError
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.models import Lane, Outcome, Row, Status
+from bulk.models import Lane, Outcome, Row
 from bulk.settings import Settings
 
-__all__ = ["Sender", "put"]
+__all__ = ["RowCalls", "Sender", "put"]
 
 _T = TypeVar("_T")
 
@@ -69,6 +70,7 @@ class Sender:
         self._calls = anyio.CapacityLimiter(settings.concurrency)
         self.lanes: dict[Lane, LaneState] = {}
         self.quota_stops: list[str] = []
+        self._chain = Chain(self)
 
     def current_rate(self) -> float | None:
         """The sum of the sending lanes' create rates (None while any lane is unlimited)."""
@@ -163,116 +165,182 @@ class Sender:
     async def _send(self, item: Send, lane: LaneState, pool: Targets) -> Outcome | None:
         """Send one row with retries; ``None`` leaves it pending for the next run.
 
-        Raises :class:`TargetError` when the row's lane cannot be used.
+        A row with tenants or event destinations is a chain of steps
+        (:mod:`bulk.engine.chain`); any other is its set's one step, made here without a
+        single await or allocation more than that step needs. Raises :class:`TargetError`
+        when the row's lane cannot be used.
         """
         row = item.row
-        if row.tenants or row.destinations:
-            return _steps_not_made(row)
         target = await pool.get(row.lane)
-        limiter = lane.limiter(CREATE)
-        ambiguous = carries_ambiguity(item.prior)
-        intended = False
-        attempts = 0
-        last: CallResult | None = None
-        stats = self._stats
-
-        async def attempt() -> CallResult:
-            nonlocal attempts, ambiguous, last, intended
-            await self.control.acquire(lane, CREATE)
-            attempts += 1
-            await _acquire(self._calls)
-            if not (intended or ambiguous) and self._intend is not None:
-                try:
-                    self._intend((row,))
-                except BaseException:
-                    self._calls.release()
-                    raise
-                intended = True
-            stats.in_flight += 1
-            try:
-                result = await target.call(CREATE, row.request)
-            finally:
-                stats.in_flight -= 1
-                self._calls.release()
-            stats.note_attempt(result, retry=attempts > 1, lane=lane.name)
-            if result.kind is CallKind.THROTTLED:
-                limiter.on_throttle()
-            else:
-                limiter.on_success()
-            ambiguous = ambiguous or result.kind in MAYBE_DONE
-            last = result
-            return result
-
+        calls = RowCalls(self, row, lane, target, carries_ambiguity(item.prior))
+        if row.tenants or row.destinations:
+            return await self._chain.send(calls)
         try:
             result = await self._policy.run(
-                attempt,
-                should_stop=lambda: self.control.stopping.is_set() or lane.stopped,
-                sleep=lambda seconds: self.control.backoff(seconds, self._retry_sleep),
+                calls.attempt, should_stop=calls.should_stop, sleep=calls.backoff
             )
-        except Halt:
-            # Stopped before this attempt was sent: the row stays pending, unless an
-            # earlier attempt may have created it (then it is recorded, ambiguous).
-            if last is None or not ambiguous:
-                return _unsettled(row, last, attempts) if intended else None
-            result = last
-        except TargetError as exc:
-            # The lane cannot be used (its credentials failed as this call was signed).
-            self.fail_lane(lane, exc)
-            if intended and not ambiguous:
-                return _unsettled(row, last, attempts, exc)
-            if last is None or not ambiguous:
+        except (Halt, TargetError) as exc:
+            ended = self.unanswered(calls, exc)
+            if not isinstance(ended, CallResult):
+                return ended
+            result = ended
+        return self.verdict(calls, result, quota=True)
+
+    def unanswered(self, calls: RowCalls, error: Halt | TargetError) -> CallResult | Outcome | None:
+        """What a step that ended without an answer settling it leaves of its row.
+
+        ``error`` is :class:`Halt` (the run or the lane stopped before an attempt went out)
+        or :class:`TargetError` (the lane's credentials failed as a call was signed; the lane
+        stops). The row stays pending (``None``), unless an earlier attempt may have done the
+        step (then its last answer is returned, to be judged as ambiguous) or its intent line
+        was written (then it is recorded ``failed``, see
+        :func:`~bulk.engine.outcomes.unsettled`).
+        """
+        last = calls.last
+        if isinstance(error, TargetError):
+            self.fail_lane(calls.lane, error)
+            if calls.intended and not calls.ambiguous:
+                return unsettled(calls.row, last, calls.attempts, error)
+            if last is None or not calls.ambiguous:
                 return None
-            result = last
+            return last
+        if last is None or not calls.ambiguous:
+            return unsettled(calls.row, last, calls.attempts) if calls.intended else None
+        return last
+
+    def verdict(
+        self, calls: RowCalls, result: CallResult, *, quota: bool, ambiguous: bool | None = None
+    ) -> Outcome | None:
+        """The record :func:`~bulk.engine.outcomes.judge` makes of a step's last answer, and
+        what it means for the lane: a quota stop (when the step is ``quota``'s: the set's),
+        an abort. ``ambiguous`` defaults to whether the step may have been done already."""
         verdict = judge(
-            row,
+            calls.row,
             result,
-            attempts=attempts,
-            ambiguous=ambiguous,
+            attempts=calls.step_attempts,
+            ambiguous=calls.ambiguous if ambiguous is None else ambiguous,
             stopping=self.control.stopping.is_set(),
         )
-        if verdict.quota and lane.stop_quota():
+        lane = calls.lane
+        if quota and verdict.quota and lane.stop_quota():
             self.quota_stops.append(lane.name)
         if verdict.abort is not None:
             self.fail_lane(lane, verdict.abort)
-        if verdict.outcome is None and intended:
-            return _unsettled(row, result, attempts)
+        if verdict.outcome is None and calls.intended:
+            return unsettled(calls.row, result, calls.attempts)
         return verdict.outcome
 
 
-# The code of a row that asks for tenants or event destinations, which this engine does not
-# make yet: it is not sent (its set alone would lose them), and the next run tries it again.
-STEPS_NOT_MADE = "StepsNotSupported"
+class RowCalls:
+    """One row's calls, step after step: each attempt through its lane's limiter for the
+    step's operation, then one of the run's call slots, with its intent line first.
 
+    Per row: ``attempts`` (every call), ``intended`` (its intent line is written) and
+    ``prior_ambiguous`` (an earlier run's attempt may have created its set, so the ledger
+    already says so and no intent line is needed). Per step (:meth:`step` resets them):
+    ``operation``, ``request``, ``step_attempts``, ``last`` (the last answer), and
+    ``ambiguous``, true once an attempt at the step may have gone through. Made for each
+    row, it starts as the set's step: the one step of most rows.
+    """
 
-def _steps_not_made(row: Row) -> Outcome:
-    """The record of a row whose tenants or event destinations this engine cannot make."""
-    asked = [
-        what
-        for what, wanted in (("tenants", row.tenants), ("event destinations", row.destinations))
-        if wanted
-    ]
-    return row.outcome(
-        Status.FAILED,
-        code=STEPS_NOT_MADE,
-        message=f"not sent: this version of bulk checks {' and '.join(asked)} but does not "
-        "create them yet, and the set alone would go without them",
+    __slots__ = (
+        "_intent_due",
+        "_sender",
+        "ambiguous",
+        "attempts",
+        "intended",
+        "lane",
+        "last",
+        "limiter",
+        "operation",
+        "prior_ambiguous",
+        "request",
+        "row",
+        "step_attempts",
+        "target",
     )
 
+    def __init__(
+        self, sender: Sender, row: Row, lane: LaneState, target: Target, prior_ambiguous: bool
+    ) -> None:
+        self._sender = sender
+        self.row = row
+        self.lane = lane
+        self.target = target
+        self.prior_ambiguous = prior_ambiguous
+        # The intent line is due before the row's first call, unless the ledger already
+        # reads the row as ambiguous (it would add nothing) or no ledger takes intents.
+        self._intent_due = not prior_ambiguous and sender._intend is not None
+        self.intended = False
+        self.attempts = 0
+        self.operation = CREATE
+        self.request: Mapping[str, Any] = row.request
+        self.limiter = lane.limiter(CREATE)
+        self.ambiguous = prior_ambiguous
+        self.step_attempts = 0
+        self.last: CallResult | None = None
 
-def _unsettled(
-    row: Row, last: CallResult | None, attempts: int, error: TargetError | None = None
-) -> Outcome:
-    """The record of a row whose calls all got answers that leave it unsent (a 429, a
-    refused connection, refused credentials) when the run stopped sending it: ``failed``, so
-    that its intent line is not read as a call in flight (the next run sends it again)."""
-    code = last.code if last is not None else "LaneStopped"
-    said = str(error) if error is not None else (last.message if last is not None else "")
-    return row.outcome(
-        Status.FAILED,
-        code=code,
-        message=f"stopped before an answer settled it: {said}".rstrip(": "),
-        attempts=attempts,
-    )
+    async def step(
+        self, operation: str, request: Mapping[str, Any], *, ambiguous: bool
+    ) -> CallResult:
+        """Make ``operation`` until a definite answer, the attempts run out, or a stop.
+
+        ``ambiguous``: whether the step may already be done (an earlier run's attempt).
+        Raises :class:`Halt` when the run or the lane stopped before an attempt went out,
+        and :class:`TargetError` when the lane's credentials fail.
+        """
+        self.operation = operation
+        self.request = request
+        self.limiter = self.lane.limiter(operation)
+        self.ambiguous = ambiguous
+        self.step_attempts = 0
+        self.last = None
+        return await self._sender._policy.run(
+            self.attempt, should_stop=self.should_stop, sleep=self.backoff
+        )
+
+    async def attempt(self) -> CallResult:
+        """One attempt at the step: a token, a call slot, the intent line if due, the call."""
+        sender = self._sender
+        lane = self.lane
+        await sender.control.acquire(lane, self.operation)
+        self.attempts += 1
+        self.step_attempts += 1
+        slots = sender._calls
+        await _acquire(slots)
+        if self._intent_due:
+            try:
+                sender._intend((self.row,))  # type: ignore[misc]  # due only with a ledger
+            except BaseException:
+                slots.release()
+                raise
+            self._intent_due = False
+            self.intended = True
+        stats = sender._stats
+        stats.in_flight += 1
+        try:
+            result = await self.target.call(self.operation, self.request)
+        finally:
+            stats.in_flight -= 1
+            slots.release()
+        stats.note_attempt(result, retry=self.step_attempts > 1, lane=lane.name)
+        if result.kind is CallKind.THROTTLED:
+            self.limiter.on_throttle()
+        else:
+            self.limiter.on_success()
+        if result.kind in MAYBE_DONE:
+            self.ambiguous = True
+        self.last = result
+        return result
+
+    def should_stop(self) -> bool:
+        """No retry once the run or the row's lane is stopping."""
+        return self._sender.control.stopping.is_set() or self.lane.stopped
+
+    async def backoff(self, seconds: float) -> None:
+        """A retry's wait, cut short by a stop."""
+        sender = self._sender
+        await sender.control.backoff(seconds, sender._retry_sleep)
 
 
 async def _acquire(slots: anyio.Semaphore | anyio.CapacityLimiter) -> None:

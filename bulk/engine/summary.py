@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk.engine.target import CallKind, CallResult
-from bulk.models import Outcome, Status
+from bulk.models import Lane, Outcome, Row, Status
 
 _DRIFT_EXAMPLES = 5
 _INVALID = Status.INVALID.value  # read per lane a few times a second: not through the enum
@@ -26,7 +26,9 @@ class RunStats:
     where ``pending`` is derived (rows neither settled earlier nor recorded by this run).
     A dry run counts the rows it would send by what the ledger holds for them
     (``would_send_by_prior``: ``failed``, ``invalid`` for a row fixed since, or ``None``
-    for a row never recorded), so that its summary shows the ledger's truth.
+    for a row never recorded), so that its summary shows the ledger's truth, and the steps
+    beyond the set those rows would make (``would_steps``: tenants, each once per lane,
+    event destinations and tenant associations; see :meth:`note_would_chain`).
     ``in_flight`` counts the calls sent and not yet answered. ``notes`` are one line each:
     what the ledger found odd and worked around (a damaged saved index, fingerprints of
     another scheme), for the user to read once. ``stopped_lanes``: the lanes that stopped
@@ -40,6 +42,8 @@ class RunStats:
     skipped_by_status: Counter[str] = field(default_factory=Counter)
     would_send: int = 0
     would_send_by_prior: Counter[str | None] = field(default_factory=Counter)
+    would_steps: Counter[str] = field(default_factory=Counter)
+    would_tenants: set[tuple[Lane, str]] = field(default_factory=set)
     in_flight: int = 0
     stopping: bool = False
     # Where the run sends: the lanes seen so far, and how the run's Region was chosen.
@@ -94,6 +98,18 @@ class RunStats:
         """A dry run would send this row; ``prior`` is the ledger's latest status for it."""
         self.would_send += 1
         self.would_send_by_prior[None if prior is None else prior.value] += 1
+
+    def note_would_chain(self, row: Row) -> None:
+        """The steps beyond its set a dry run would make for ``row`` (one with tenants or
+        event destinations): each tenant once per lane, each destination, each association."""
+        steps = self.would_steps
+        for tenant in row.tenants:
+            key = (row.lane, tenant)
+            if key not in self.would_tenants:
+                self.would_tenants.add(key)
+                steps["tenants"] += 1
+        steps["destinations"] += len(row.destinations)
+        steps["associations"] += len(row.tenants)
 
     def note_drift(self, name: str, number: int) -> None:
         self.drift += 1
@@ -247,6 +263,7 @@ class RunStats:
             aborted=aborted,
             dry_run=self.dry_run,
             would_send=self.would_send,
+            would_steps={k: v for k, v in self.would_steps.items() if v},
             notes=tuple(self.notes),
         )
 
@@ -350,7 +367,9 @@ class Summary:
     recorded now); ``this_run`` counts only the records this run wrote. ``notes``: what the
     ledger found odd and worked around, one line each (see :attr:`RunStats.notes`).
     ``stopped_lanes``: lane → why it stopped (its rows stay pending; the exit code is 3).
-    ``lanes``: each lane's part (:class:`LaneSummary`), sorted by lane.
+    ``lanes``: each lane's part (:class:`LaneSummary`), sorted by lane. ``would_steps``: in a
+    dry run, the calls beyond the sets the rows it would send would make (``tenants``,
+    ``destinations``, ``associations``; empty when none has tenants or destinations).
     """
 
     ledger: str
@@ -375,6 +394,7 @@ class Summary:
     aborted: str | None = None
     dry_run: bool = False
     would_send: int = 0
+    would_steps: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     lanes: tuple[LaneSummary, ...] = ()
 

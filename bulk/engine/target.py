@@ -10,10 +10,11 @@ the engine a fake that answers from a script, without a network. What each answe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -68,7 +69,10 @@ class Target(Protocol):
     whatever the service said; it raises :class:`~bulk.errors.TargetError` only for a failure
     no call of the lane can get past (no credentials), and anything else it raises is a bug,
     not an answer. ``preflight`` proves the lane usable before its first row, or raises
-    :class:`~bulk.errors.TargetError` saying what to fix.
+    :class:`~bulk.errors.TargetError` saying what to fix. ``account`` is the id of the
+    account the lane's credentials act in (STS ``GetCallerIdentity``, asked once and kept),
+    which a resource's ARN names; it raises :class:`~bulk.errors.TargetError` when it
+    cannot be learned.
     """
 
     @property
@@ -77,6 +81,8 @@ class Target(Protocol):
     async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult: ...
 
     async def preflight(self) -> None: ...
+
+    async def account(self) -> str: ...
 
 
 class Targets(Protocol):
@@ -102,16 +108,34 @@ class _Operation:
     output: frozenset[str]
 
 
+# Opens an STS client with a lane's credentials (``async with sts() as client``).
+StsClients = Callable[[], AbstractAsyncContextManager[Any]]
+
+
 class ServiceTarget:
     """The :class:`Target` of one lane over one aiobotocore client; ``call`` makes exactly one
-    attempt."""
+    attempt.
 
-    def __init__(self, client: Any, lane: Lane, endpoint: str | None = None) -> None:
+    ``sts`` opens an STS client with the same credentials, for :meth:`account`; without it
+    (a client made by hand) the account cannot be learned.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        lane: Lane,
+        endpoint: str | None = None,
+        *,
+        sts: StsClients | None = None,
+    ) -> None:
         self._client = client
         self.lane = lane
         # Where the lane's calls go, as a message may show it (no credentials in it).
         self.endpoint = endpoint or _endpoint_of(client)
         self._operations: dict[str, _Operation] = {}
+        self._sts = sts
+        self._account: str | None = None
+        self._account_lock = anyio.Lock()
 
     def _operation(self, name: str) -> _Operation:
         """``name``'s method and output members, read from the client's model once."""
@@ -186,6 +210,54 @@ class ServiceTarget:
         else:
             message = f"pre-flight {_PROBE} failed ({what})"
         raise TargetError(f"{self.lane}: {message}")
+
+    async def account(self) -> str:
+        """The id of the account the lane's credentials act in, asked of STS once.
+
+        Rows that need it at the same time wait for the one ``GetCallerIdentity`` call (a
+        lock); the answer is kept for the lane's life, as its credentials' account never
+        changes. Raises :class:`TargetError` naming the lane when STS cannot say.
+        """
+        if self._account is None:
+            async with self._account_lock:
+                if self._account is None:
+                    self._account = await self._caller_account()
+        return self._account
+
+    async def _caller_account(self) -> str:
+        if self._sts is None:
+            raise TargetError(f"{self.lane}: no STS client to learn the account id from")
+        try:
+            async with self._sts() as sts:
+                identity = await sts.get_caller_identity()
+        except CREDENTIAL_ERRORS as exc:
+            raise TargetError(credential_message(exc, self.lane)) from exc
+        except Exception as exc:
+            said = _sts_failure(exc)
+            if said is None:
+                raise
+            raise TargetError(
+                f"{self.lane}: cannot learn the account id (STS GetCallerIdentity: {said}); "
+                "check the network and AWS_ENDPOINT_URL_STS, then run the same command to "
+                "resume"
+            ) from exc
+        account = identity.get("Account")
+        if not isinstance(account, str) or not account:
+            raise TargetError(f"{self.lane}: STS GetCallerIdentity named no account")
+        return account
+
+
+def _sts_failure(error: Exception) -> str | None:
+    """What an STS call's failure says, or None when it is not a failure of the call.
+
+    STS answers in XML: its errors are read from the ``ClientError`` itself, not classified
+    as an email API answer (:func:`~bulk.engine.answers.classify_exception`) would be.
+    """
+    if isinstance(error, ClientError):
+        err = error.response.get("Error", {})
+        return f"{err.get('Code') or 'Unknown'}: {err.get('Message') or ''}".rstrip(": ")
+    result = classify_exception(error)
+    return None if result is None else f"{result.code}: {result.message}".rstrip(": ")
 
 
 def _unexpected_members(
@@ -280,6 +352,7 @@ class TargetPool:
             read_timeout=settings.timeout,
             user_agent=user_agent(),
         )
+        self._sts_config = sts_config
         self._sessions = Sessions(
             static_credentials=settings.static_credentials,
             sts_endpoint_url=settings.sts_endpoint_url,
@@ -334,4 +407,13 @@ class TargetPool:
             )
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, lane)) from exc
-        return ServiceTarget(client, lane)
+        # The account id (for ARNs) comes from STS with the lane's own credentials, reached
+        # as the sessions reach it for roles: sts_endpoint_url, else botocore's conventions.
+        sts = functools.partial(
+            session.create_client,
+            "sts",
+            region_name=lane.region,
+            endpoint_url=self._settings.sts_endpoint_url,
+            config=self._sts_config,
+        )
+        return ServiceTarget(client, lane, sts=sts)

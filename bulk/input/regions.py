@@ -26,6 +26,7 @@ __all__ = [
     "RunRegion",
     "closest_region",
     "known_regions",
+    "partition_of",
     "profile_region",
     "profile_regions",
     "region_problem",
@@ -71,6 +72,24 @@ def known_regions() -> frozenset[str]:
     return frozenset(
         region for partition in endpoints["partitions"] for region in partition["regions"]
     )
+
+
+@functools.lru_cache(maxsize=256)
+def partition_of(region: str) -> str:
+    """The partition an ARN of ``region`` names: ``aws``, ``aws-cn`` (``cn-*``),
+    ``aws-us-gov`` (``us-gov-*``), ... as botocore's endpoint data says (a Region it lists,
+    else the partition whose pattern matches); ``aws`` for a name no partition claims (an
+    emulator's own Region)."""
+    import botocore.loaders
+
+    partitions = botocore.loaders.create_loader().load_data("endpoints")["partitions"]
+    for partition in partitions:
+        if region in partition["regions"]:
+            return str(partition["partition"])
+    for partition in partitions:
+        if re.fullmatch(partition.get("regionRegex", "$^"), region):
+            return str(partition["partition"])
+    return "aws"
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,6 +8,8 @@ A ledger is JSONL, one object per line (DESIGN.md, "Ledger")::
     {"row":1,"name":"acme","status":"created","code":null,"message":"","attempts":1,
      "lane":"sesv2/default/eu-west-1","latency_ms":41.2,"request_id":"…","time":"…",
      "digest":"…","cells":"…"}
+    {"row":2,"name":"globex","status":"created",…,"steps":{"tenants":{"globex":"created"},
+     "set":"created","destinations":["bounces"],"associations":["globex"]}}
     {"kind":"rate","lane":"sesv2/default/eu-west-1","rate":0.97,"time":"…"}
     {"kind":"end","run_id":"…","time":"…",…summary…}
 
@@ -17,6 +19,9 @@ This module owns the shape of those lines and nothing about files: a row record
 :func:`parse_run_header` into the :class:`RunHeader` a ledger is bound to), the rate and end
 records, the constants of the format (:data:`ROW_LIMIT`, :data:`STATUS_VALUES`,
 :data:`FINGERPRINTS`), and :class:`Prior`, a row record as the resume index gives it back.
+
+A row with tenants or event destinations has ``steps`` in its record: what each step of its
+chain did (the format is :mod:`bulk.engine.chain`'s).
 
 A row record's ``cells`` is the fingerprint of the input row it was made from (16 hex
 digits; see :func:`bulk.engine.intake.row_fingerprints`), made with the scheme its run header

@@ -48,7 +48,10 @@ def carries_ambiguity(prior: Prior | None) -> bool:
 
     True when the row's prior record is marked ``ambiguous``; the engine then keeps the mark on
     the row's next ``failed`` record, and reads ``AlreadyExists`` as ``created``. The mark is
-    written on ``failed`` records only, so it lasts until a record settles the configuration
-    set (or a rollback deletes it).
+    written on ``failed`` records, and on the ``failed`` or ``invalid`` record of a row whose
+    later step (an event destination, a tenant association) ended it after its set was made
+    or may have been (:mod:`bulk.engine.chain`): so a resume, or the re-run of a row the user
+    fixed, reads that set as its own and carries on with the steps after it. It lasts until a
+    record settles the configuration set (or a rollback deletes it).
     """
     return prior is not None and prior.ambiguous
