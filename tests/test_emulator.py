@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from bulk.emulator import Emulator, EmulatorConfig
+
+from .emulator_helpers import error_of
 
 SERVICES = ("pinpoint-email", "sesv2")
 
@@ -40,19 +41,6 @@ def served(threaded_emulator: Callable[..., Any]) -> Iterator[Emulator]:
 @pytest.fixture
 def client(served: Emulator, service: str, boto3_client: Callable[..., Any]) -> Any:
     return boto3_client(served, service)
-
-
-def error_of(call: Callable[[], Any]) -> tuple[str, int, str]:
-    """(error code, HTTP status, message) of a call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        call()
-    response = caught.value.response
-    assert response["ResponseMetadata"]["RequestId"], "every error carries a request id"
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 class TestOperations:

@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from bulk.emulator import Emulator, Kind
+
+from .emulator_helpers import error_of
 
 SERVICES = ("pinpoint-email", "sesv2")
 SCOPE = ("123456789012", "us-east-1")
@@ -38,18 +39,6 @@ FIREHOSE = {
         "DeliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/s",
     },
 }
-
-
-def error_of(call: Callable[[], Any]) -> tuple[str, int, str]:
-    """(error code, HTTP status, message) of a call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        call()
-    response = caught.value.response
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 @pytest.fixture(params=SERVICES)

@@ -18,11 +18,11 @@ import boto3
 import pytest
 from aiobotocore.session import get_session
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from bulk.emulator import Emulator, EmulatorConfig
 
 from .conftest import ACCESS_KEY, REGION
+from .emulator_helpers import error_of
 
 DEFAULT_ACCOUNT = "123456789012"
 ROLE = "arn:aws:iam::111111111111:role/bulk-provisioner"
@@ -74,18 +74,6 @@ def role_client() -> Iterator[Callable[..., Any]]:
 
 def assume(sts: Any, role: str = ROLE, session: str = "run-1", **more: Any) -> dict[str, Any]:
     return dict(sts.assume_role(RoleArn=role, RoleSessionName=session, **more)["Credentials"])
-
-
-def error_of(call: Callable[[], Any]) -> tuple[str, int, str]:
-    with pytest.raises(ClientError) as caught:
-        call()
-    response = caught.value.response
-    assert response["ResponseMetadata"]["RequestId"], "every error carries a request id"
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 def code_of(call: Callable[[], Any]) -> str:

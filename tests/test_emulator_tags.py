@@ -6,25 +6,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from bulk.emulator import Emulator
+
+from .emulator_helpers import error_of
 
 SERVICES = ("pinpoint-email", "sesv2")
 SET_ARN = "arn:aws:ses:us-east-1:123456789012:configuration-set/tagged"
 TAGS = [{"Key": "tenant", "Value": "acme"}, {"Key": "tier", "Value": "gold"}]
-
-
-def error_of(call: Callable[[], Any]) -> tuple[str, int, str]:
-    """(error code, HTTP status, message) of a call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        call()
-    response = caught.value.response
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 @pytest.fixture(params=SERVICES)

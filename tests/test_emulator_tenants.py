@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from bulk.emulator import Emulator, EmulatorState
+
+from .emulator_helpers import error_of
 
 ACCOUNT = "123456789012"  # the default account of the fixtures' access key
 REGION = "us-east-1"
@@ -22,18 +23,6 @@ SCOPE = (ACCOUNT, REGION)
 
 def set_arn(name: str, account: str = ACCOUNT, region: str = REGION) -> str:
     return f"arn:aws:ses:{region}:{account}:configuration-set/{name}"
-
-
-def error_of(call: Callable[[], Any]) -> tuple[str, int, str]:
-    """(error code, HTTP status, message) of a call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        call()
-    response = caught.value.response
-    return (
-        response["Error"]["Code"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-        response["Error"]["Message"],
-    )
 
 
 @pytest.fixture
