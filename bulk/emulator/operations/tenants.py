@@ -71,13 +71,20 @@ def delete_tenant(call: Call) -> dict[str, Any]:
     return {}
 
 
-def create_tenant_resource_association(call: Call) -> dict[str, Any]:
+def _association(call: Call) -> tuple[str, Any, str]:
+    """The (tenant, ARN, set name) of an association call; the resource must be a set the
+    caller's account and Region hold (a missing tenant is reported first, as SES does)."""
     tenant = check_name(call.params["TenantName"], "tenant")
     arn = parse_arn(call.params["ResourceArn"])
     set_name = _held_set(call, arn)
     if set_name is None:
         _raise_unless_tenant(call, tenant)
         raise resource_not_found(arn)
+    return tenant, arn, set_name
+
+
+def create_tenant_resource_association(call: Call) -> dict[str, Any]:
+    tenant, arn, set_name = _association(call)
     result = call.state.associate(call.scope, tenant, set_name, call.now)
     if result is Result.MISSING_TENANT:
         raise not_found(tenant, "Tenant")
@@ -93,12 +100,7 @@ def create_tenant_resource_association(call: Call) -> dict[str, Any]:
 
 
 def delete_tenant_resource_association(call: Call) -> dict[str, Any]:
-    tenant = check_name(call.params["TenantName"], "tenant")
-    arn = parse_arn(call.params["ResourceArn"])
-    set_name = _held_set(call, arn)
-    if set_name is None:
-        _raise_unless_tenant(call, tenant)
-        raise resource_not_found(arn)
+    tenant, arn, set_name = _association(call)
     canonical = str(Arn.configuration_set(*call.scope, set_name))
     result = call.state.dissociate(call.scope, tenant, canonical)
     if result is Result.MISSING_TENANT:
