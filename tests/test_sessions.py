@@ -15,9 +15,11 @@ from typing import Any
 
 import anyio
 import pytest
+from aiobotocore.endpoint import AioEndpoint
 
 from bulk.emulator import Emulator
 from bulk.engine.pipeline import EMULATOR_CREDENTIALS
+from bulk.engine.sessions import STS_CONNECT_ATTEMPTS
 from bulk.engine.target import CREATE, CallKind, ClientSettings, TargetPool
 from bulk.errors import TargetError
 from bulk.models import Lane
@@ -26,6 +28,7 @@ from .conftest import EmulatorFactory, unthrottled
 from .torture import run_bulk
 
 REGIONS = ("us-east-1", "eu-west-1")
+LANE = Lane("sesv2", "us-east-1")
 
 
 def role(account: int, name: str = "Deploy") -> str:
@@ -120,6 +123,31 @@ class TestRoles:
         assert (first.kind, second.kind, third.kind) == (CallKind.OK,) * 3
         assert emulator.state.stats()["assume_role"] == {arn: 2}, "refreshed once, not per call"
         assert emulator.state.names(("333344445555", "us-east-1")) == ["after", "before", "later"]
+
+    @pytest.mark.parametrize("lane", [Lane("sesv2", "us-east-1", None, role(123)), LANE])
+    async def test_an_unreachable_sts_is_tried_twice_not_waited_out(
+        self, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, lane: Lane
+    ) -> None:
+        """Assuming a role, or learning a lane's account: botocore's standard retries would
+        back off through ten attempts (about a minute) before the lane could stop."""
+        backoffs: list[float] = []
+
+        async def no_wait(self: Any, seconds: float) -> None:
+            backoffs.append(seconds)
+
+        monkeypatch.setattr(AioEndpoint, "_sleep", no_wait)
+        settings = ClientSettings(
+            endpoint_url=emulator.url,
+            static_credentials=EMULATOR_CREDENTIALS,
+            sts_endpoint_url="http://127.0.0.1:9",  # nothing listens there
+        )
+        async with TargetPool(settings) as targets:
+            with pytest.raises(TargetError) as raised:
+                target = await targets.get(lane)
+                await target.account()
+
+        assert "STS" in str(raised.value) and str(raised.value).startswith(f"{lane}: ")
+        assert len(backoffs) == STS_CONNECT_ATTEMPTS - 1
 
     async def test_lanes_without_a_role_assume_nothing(self, emulator: Emulator) -> None:
         async with pool(emulator) as targets:

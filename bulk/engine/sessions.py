@@ -26,7 +26,12 @@ from aiobotocore.credentials import (
     AioDeferredRefreshableCredentials,
 )
 from aiobotocore.session import AioSession
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from bulk.engine.answers import classify_exception
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message
@@ -39,6 +44,12 @@ __all__ = ["Sessions", "role_failure"]
 ROLE_SESSION_NAME = "bulk"
 
 Clock = Callable[[], datetime.datetime]
+
+# STS calls keep botocore's standard retries (10 attempts: hundreds of roles assumed as a run
+# starts meet STS's throttling), but an endpoint that cannot be reached is not waited out:
+# after this many refused or timed-out connections the call fails, and its lane stops saying
+# so within seconds, not after minutes of backoff.
+STS_CONNECT_ATTEMPTS = 2
 
 
 def _now() -> datetime.datetime:
@@ -134,6 +145,7 @@ class Sessions:
     def _session(self, profile: str | None) -> AioSession:
         """A new session of ``profile`` on the run's one data loader."""
         session = AioSession(profile=profile)
+        session.register("needs-retry.sts", _unreachable_sts_fails_fast)
         if self._loader is None:
             self._loader = session.get_component("data_loader")
         else:
@@ -174,6 +186,18 @@ class Sessions:
                 self._refused[key] = (said, exc)
                 raise TargetError(f"{lane}: {said}") from exc
         return session
+
+
+def _unreachable_sts_fails_fast(
+    attempts: int, caught_exception: BaseException | None = None, **_: Any
+) -> None:
+    """A ``needs-retry`` handler of STS clients: ends the retries of a call whose connection
+    failed :data:`STS_CONNECT_ATTEMPTS` times (raising its error, as the call then does);
+    everything else is left to botocore's retry handler."""
+    unreachable = isinstance(caught_exception, EndpointConnectionError | ConnectTimeoutError)
+    if unreachable and attempts >= STS_CONNECT_ATTEMPTS:
+        assert caught_exception is not None
+        raise caught_exception
 
 
 def role_failure(error: Exception, lane: Lane) -> str | None:
