@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-lowest check bench soak clean
+.PHONY: demo demo-sesv2 test test-lowest check bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	rm -f samples/tenants.csv.ledger.jsonl
 	$(BIN)/bulk provision samples/tenants.csv --emulator --region us-east-1 --emulator-rate 20 --emulator-burst 5 --rate 40 --burst 5 || [ $$? -eq 1 ]
+
+# SES v2: each row a tenant's whole set-up (tenant, set, event destinations, association).
+demo-sesv2: $(STAMP)
+	rm -f samples/ses-tenants.csv.ledger.jsonl
+	$(BIN)/bulk provision samples/ses-tenants.csv --service sesv2 --event-destinations samples/event-destinations.json --emulator --region us-east-1 --emulator-rate 20 --emulator-burst 5 --rate 40 --burst 5 || [ $$? -eq 1 ]
 
 test: $(STAMP)
 	$(BIN)/pytest -q

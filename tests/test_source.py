@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from bulk.errors import InputError
+from bulk.input.destinations import load_event_destinations
 from bulk.input.source import Source, open_source
 from bulk.input.validate import Validator
 from bulk.models import Outcome, Row
@@ -407,6 +408,34 @@ class TestSamples:
         assert pl.read_parquet(tmp_path / "tenants.parquet").equals(
             pl.read_parquet(SAMPLES / "tenants.parquet")
         )
+
+
+class TestSesSample:
+    """samples/ses-tenants.csv, the SES v2 demo's file (see samples/make_ses_samples.py)."""
+
+    def test_every_row_is_a_chain_and_two_are_invalid(self) -> None:
+        source = open_source(SAMPLES / "ses-tenants.csv", service="sesv2")
+        defaults = load_event_destinations(SAMPLES / "event-destinations.json", "sesv2")
+        check = Validator("sesv2", region="us-east-1", default_destinations=defaults)
+        results = [check.validate(record) for record in source.records()]
+        bad = {r.row: r.code for r in results if isinstance(r, Outcome)}
+        assert bad == {40: "InvalidEventDestinations", 80: "InvalidEnum"}
+        rows = [r for r in results if isinstance(r, Row)]
+        assert len(rows) == 118 and all(row.tenants for row in rows)
+        shared = {tenant for row in rows for tenant in row.tenants}
+        assert len(shared) < len(rows) / 4, "rows share their tenants"
+        with_own = sum(len(row.destinations) == 2 for row in rows)
+        without = sum(not row.destinations for row in rows)
+        assert with_own and without, "cells of their own, and empty lists, beside the file's"
+
+    def test_the_sample_is_generated_deterministically(self, tmp_path: Path) -> None:
+        subprocess.run(
+            [sys.executable, str(SAMPLES / "make_ses_samples.py"), "--out", str(tmp_path)],
+            check=True,
+            capture_output=True,
+        )
+        for name in ("ses-tenants.csv", "event-destinations.json"):
+            assert (tmp_path / name).read_bytes() == (SAMPLES / name).read_bytes()
 
 
 _MEMORY_PROBE = """

@@ -299,6 +299,21 @@ class Display:
         self._stream.flush()
 
 
+def _steps_line(steps: dict[str, int]) -> str:
+    """What a run's records say it did beyond the sets (:attr:`Summary.steps`)."""
+    existing = steps.get("tenants_existing", 0)
+    line = (
+        f"beyond the sets: {steps.get('tenants', 0)} tenants"
+        f"{f' ({existing} existed already)' if existing else ''}, "
+        f"{steps.get('destinations', 0)} event destinations, "
+        f"{steps.get('associations', 0)} tenant associations"
+    )
+    untouched = steps.get("untouched", 0)
+    if untouched:
+        line += f"; {untouched} sets existed before the run and were left untouched"
+    return line
+
+
 def render_summary(summary: Summary, *, command: str) -> str:
     """The end-of-run report: counts, timing, limits met, the ledger, and what to do next."""
     c = summary.counts
@@ -340,6 +355,8 @@ def render_summary(summary: Summary, *, command: str) -> str:
         )
         if rates and len(summary.lanes) < 2:  # with more, the lanes' table says each
             lines.append(f"rate: {rates}")
+        if summary.steps:
+            lines.append(_steps_line(summary.steps))
     if len(summary.lanes) > 1:
         lines.extend(lane_table(summary.lanes, dry_run=summary.dry_run))
     if summary.drift:

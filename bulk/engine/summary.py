@@ -6,7 +6,7 @@ import array
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class RunStats:
     would_send_by_prior: Counter[str | None] = field(default_factory=Counter)
     would_steps: Counter[str] = field(default_factory=Counter)
     would_tenants: set[tuple[Lane, str]] = field(default_factory=set)
+    # The steps beyond the sets that this run's records say were done (see note_steps).
+    steps: Counter[str] = field(default_factory=Counter)
+    step_tenants: set[tuple[str, str]] = field(default_factory=set)
     in_flight: int = 0
     stopping: bool = False
     # Where the run sends: the lanes seen so far, and how the run's Region was chosen.
@@ -143,6 +146,24 @@ class RunStats:
         if counts is None:
             counts = self.lane_recorded[lane] = Counter()
         counts[status] += 1
+        steps = outcome.extra.get("steps") if outcome.extra else None
+        if steps:
+            self.note_steps(lane, steps)
+
+    def note_steps(self, lane: str, steps: Mapping[str, Any]) -> None:
+        """A record's steps beyond its set (see :mod:`bulk.engine.chain`): each tenant once
+        per lane (``tenants`` made or found, ``tenants_existing`` found there before), each
+        event destination and tenant association, and ``untouched``: a set that existed
+        before the run, its chain stopped there."""
+        counted = self.steps
+        for tenant, label in steps.get("tenants", {}).items():
+            if (lane, tenant) not in self.step_tenants:
+                self.step_tenants.add((lane, tenant))
+                counted["tenants"] += 1
+                counted["tenants_existing"] += label == "exists"
+        counted["destinations"] += len(steps.get("destinations", ()))
+        counted["associations"] += len(steps.get("associations", ()))
+        counted["untouched"] += steps.get("set") == "exists"
 
     def lane_progress(self) -> list[LaneProgress]:
         """Every lane met so far or named by the file, as the live display shows it.
@@ -264,6 +285,7 @@ class RunStats:
             dry_run=self.dry_run,
             would_send=self.would_send,
             would_steps={k: v for k, v in self.would_steps.items() if v},
+            steps={k: v for k, v in self.steps.items() if v},
             notes=tuple(self.notes),
         )
 
@@ -370,6 +392,8 @@ class Summary:
     ``lanes``: each lane's part (:class:`LaneSummary`), sorted by lane. ``would_steps``: in a
     dry run, the calls beyond the sets the rows it would send would make (``tenants``,
     ``destinations``, ``associations``; empty when none has tenants or destinations).
+    ``steps``: in a run, what its records say was done beyond the sets (see
+    :meth:`RunStats.note_steps`; empty when no row has tenants or destinations).
     """
 
     ledger: str
@@ -395,6 +419,7 @@ class Summary:
     dry_run: bool = False
     would_send: int = 0
     would_steps: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     lanes: tuple[LaneSummary, ...] = ()
 
