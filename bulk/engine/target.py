@@ -35,6 +35,7 @@ from bulk.engine.answers import (
     foreign_answer,
 )
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message, quiet_refresh_logs
+from bulk.engine.http import SharedTLSSession
 from bulk.engine.sessions import Clock, Sessions, role_failure
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version, redact_url
@@ -325,6 +326,8 @@ def client_config(settings: ClientSettings, app_id: str | None = None) -> AioCon
         # against the same model; the client would run it again on every attempt.
         parameter_validation=False,
         user_agent=user_agent(app_id),
+        # One TLS context for every client of the process (bulk.engine.http).
+        http_session_cls=SharedTLSSession,
     )
 
 
@@ -348,6 +351,7 @@ class TargetPool:
             # expiry): botocore's own retries see it through STS's throttling, as for any
             # client. Hundreds of roles assumed as a run starts meet it.
             retries={"mode": "standard", "total_max_attempts": 10},
+            http_session_cls=SharedTLSSession,
             connect_timeout=min(10.0, settings.timeout),
             read_timeout=settings.timeout,
             user_agent=user_agent(),
