@@ -1,10 +1,13 @@
 """What bulk leans on in its dependencies beyond their public API, and what it declares.
 
-Two private pieces, each pinned in pyproject.toml to the versions tested:
+Private pieces, each pinned in pyproject.toml to the versions tested:
 
 - aiolimiter (``>=1.2,<1.4``): :meth:`bulk.engine.limiter.AdaptiveLimiter._sync_bucket` changes
   the rate of a live ``AsyncLimiter`` through ``_rate_per_sec`` and re-times its sleeping waiter
-  with ``_wake_next``;
+  with ``_wake_next``, and :meth:`~bulk.engine.limiter.AdaptiveLimiter.on_wire` writes the
+  bucket's ``_level``;
+- aiobotocore: :class:`bulk.engine.http.SharedTLSSession` overrides ``_build_ssl_contexts``
+  (pinned in ``tests/test_http.py``);
 - botocore (through aiobotocore's pin): :meth:`bulk.input.validate.Validator._check_shape`
   reads the ``(kind, path, details)`` tuples of a ``ParamValidator`` report's ``_errors``.
 
@@ -125,6 +128,11 @@ class TestAiolimiter:
             "aiolimiter",
             f"`_rate_per_sec` is {bucket._rate_per_sec!r}, not max_rate / time_period (100)",
             "bulk/engine/limiter.py AdaptiveLimiter._sync_bucket",
+        )
+        assert "_level" in AsyncLimiter.__slots__, broken(
+            "aiolimiter",
+            "AsyncLimiter has no `_level` slot (the tokens in use, drained by `_leak`)",
+            "bulk/engine/limiter.py AdaptiveLimiter.on_wire",
         )
         assert callable(getattr(bucket, "_wake_next", None)), broken(
             "aiolimiter",

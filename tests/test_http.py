@@ -1,4 +1,5 @@
-"""One TLS context for every client of the process (bulk.engine.http)."""
+"""The HTTP side of every client (bulk.engine.http): one TLS context for the process, and
+the moment each call leaves."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 from aiobotocore.httpsession import AIOHTTPSession
 
-from bulk.engine.http import SharedTLSSession
+from bulk.emulator import Emulator
+from bulk.engine.http import LEAVING, SharedTLSSession
 from bulk.engine.pipeline import EMULATOR_CREDENTIALS
 from bulk.engine.target import ClientSettings, TargetPool
 from bulk.models import Lane
@@ -36,3 +38,17 @@ def test_aiobotocore_builds_its_connectors_context_where_the_session_shares_it()
     client build its own context again (some 40 ms of CPU and a megabyte each)."""
     source = inspect.getsource(AIOHTTPSession._create_connector)
     assert "self._build_ssl_contexts(" in source
+
+
+async def test_each_call_says_when_it_leaves_to_the_task_that_made_it(
+    emulator: Emulator,
+) -> None:
+    settings = ClientSettings(endpoint_url=emulator.url, static_credentials=EMULATOR_CREDENTIALS)
+    left: list[str] = []
+    async with TargetPool(settings) as targets:
+        target = await targets.get(Lane("sesv2", "us-east-1"))  # its pre-flight: nobody told
+        assert left == []
+        LEAVING.set(lambda: left.append("left"))
+        for n in range(3):
+            await target.call("CreateConfigurationSet", {"ConfigurationSetName": f"s-{n}"})
+    assert left == ["left"] * 3

@@ -131,6 +131,54 @@ class TestAdaptiveLimiter:
         assert limiter._queued == 0
         assert limiter.statistics().acquired == 1
 
+    async def test_a_token_counts_from_when_its_call_left(self) -> None:
+        """A call held up on its way (no call slot, a busy loop) reaches the service late:
+        the next one must leave 1/R after it left, not 1/R after its token."""
+        limiter = AdaptiveLimiter(20, 1, adaptive=False)  # a token every 50 ms
+        await limiter.acquire()
+        await anyio.sleep(0.04)  # the call leaves 40 ms after its token
+        left = time.monotonic()
+        limiter.on_wire()
+        await limiter.acquire()
+        assert time.monotonic() - left >= 0.05 * 0.95  # not 10 ms after it
+
+    async def test_no_token_while_burst_calls_have_not_left(self) -> None:
+        limiter = AdaptiveLimiter(100, 1, adaptive=False, departures=True)
+        await limiter.acquire()
+        got: list[float] = []
+
+        async def second() -> None:
+            await limiter.acquire()
+            got.append(time.monotonic())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(second)
+            await anyio.sleep(0.1)  # ten tokens' time: the first call has not left
+            assert got == []
+            left = time.monotonic()
+            limiter.on_wire()
+        assert got and got[0] - left >= 0.01 * 0.95, "a token's time after the first left"
+        assert limiter._unsent == 1
+
+    async def test_a_call_that_never_leaves_frees_its_place(self) -> None:
+        limiter = AdaptiveLimiter(100, 2, adaptive=False, departures=True)
+        for _ in range(2):
+            await limiter.acquire()
+        limiter.not_sent()
+        with anyio.fail_after(1):
+            await limiter.acquire()  # one place free again: at the bucket's pace
+        assert limiter._unsent == 2
+
+    async def test_departures_never_reported_stall_a_lane_only_so_long(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("bulk.engine.limiter.DEPARTURE_LIMIT", 0.05)
+        limiter = AdaptiveLimiter(1000, 1, adaptive=False, departures=True)
+        await limiter.acquire()
+        with anyio.fail_after(1):
+            await limiter.acquire()  # after 50 ms the first call is taken as gone
+        assert limiter._unsent == 1
+
     async def test_statistics_are_a_frozen_snapshot(self) -> None:
         limiter = AdaptiveLimiter(100, 2, initial_rate=50)
         await limiter.acquire()

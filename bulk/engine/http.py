@@ -1,4 +1,5 @@
-"""The HTTP session of every client: aiobotocore's, with one TLS context for the whole process.
+"""The HTTP side of every client: one TLS context for the whole process, and the moment each
+call leaves.
 
 aiobotocore's :class:`~aiobotocore.httpsession.AIOHTTPSession` builds a TLS context for each
 client, loading the CA bundle into it: some 40 ms of CPU and about a megabyte each. A run
@@ -7,17 +8,27 @@ has a client per lane (and an STS client per role), so 500 lanes paid 20 s of CP
 :class:`SharedTLSSession` builds one per way of verifying (``verify`` true, false or a CA
 bundle's path) and hands the same one to every client. A client certificate or a proxy
 keeps aiobotocore's own context per client (neither is shared by every client).
+
+:func:`watch_departures` tells, as each call leaves (botocore's ``before-send``, the last
+step before the request is written), whoever the calling task named in :data:`LEAVING`: the
+lane's limiter counts the call's token from then (see
+:meth:`~bulk.engine.limiter.AdaptiveLimiter.on_wire`).
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from aiobotocore.httpsession import AIOHTTPSession
 
-__all__ = ["SharedTLSSession"]
+__all__ = ["LEAVING", "SharedTLSSession", "watch_departures"]
+
+#: What to call as the current task's next request leaves (None: nothing).
+LEAVING: ContextVar[Callable[[], None] | None] = ContextVar("bulk_leaving", default=None)
 
 _lock = threading.Lock()  # aiobotocore builds contexts in worker threads
 _contexts: dict[Any, ssl.SSLContext] = {}
@@ -37,3 +48,15 @@ class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]  # untyped library
                 context, _ = super()._build_ssl_contexts(None)
                 _contexts[key] = context
         return context, None
+
+
+def watch_departures(client: Any) -> None:
+    """Call :data:`LEAVING`'s callable as each of ``client``'s requests leaves."""
+    client.meta.events.register("before-send", _leaving)
+
+
+def _leaving(**_: Any) -> None:
+    """A ``before-send`` handler: returns None, so the request is sent as usual."""
+    leaving = LEAVING.get()
+    if leaving is not None:
+        leaving()

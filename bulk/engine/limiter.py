@@ -23,6 +23,10 @@ from bulk.engine.rate_control import RateController
 
 Clock = Callable[[], float]
 
+#: Seconds a call waits for a call that holds a token to leave (see AdaptiveLimiter.acquire)
+#: before taking it as gone.
+DEPARTURE_LIMIT = 10.0
+
 
 @dataclass(frozen=True)
 class LimiterStats:
@@ -42,11 +46,16 @@ class AdaptiveLimiter:
     ``max_rate`` (requests/s) is the most the lane ever sends; ``None`` or ``0`` turns the
     client-side limit off (:meth:`acquire` returns at once; statistics still count). ``burst`` is
     the bucket's size. ``initial_rate`` (a rate learned by an earlier run) skips the startup
-    search; ``adaptive=False`` keeps the rate fixed at ``max_rate``. ``clock`` must tick like the
+    search; ``adaptive=False`` keeps the rate fixed at ``max_rate``. With ``departures`` the
+    caller reports, for every token, that its call left (:meth:`on_wire`) or never will
+    (:meth:`not_sent`), and at most ``burst`` calls hold a token without having left: a call
+    held up on its way (no free call slot, a busy event loop) is not followed by the next
+    one at once. ``clock`` must tick like the
     event loop's clock (``time.monotonic``): the bucket itself runs on the loop's time.
 
-    Every attempt, first or retry, calls :meth:`acquire` once, then reports its answer with
-    :meth:`on_success` or :meth:`on_throttle`.
+    Every attempt, first or retry, calls :meth:`acquire` once, :meth:`on_wire` as it leaves
+    (when the client can say), then reports its answer with :meth:`on_success` or
+    :meth:`on_throttle`.
     """
 
     def __init__(
@@ -56,6 +65,7 @@ class AdaptiveLimiter:
         *,
         initial_rate: float | None = None,
         adaptive: bool = True,
+        departures: bool = False,
         clock: Clock = time.monotonic,
     ) -> None:
         if max_rate is not None and max_rate <= 0:
@@ -66,6 +76,9 @@ class AdaptiveLimiter:
             max_rate, burst, initial_rate=initial_rate, adaptive=adaptive
         )
         self._clock = clock
+        self._departures = departures
+        self._unsent = 0  # calls given a token that have not left yet (with departures)
+        self._departed: anyio.Event | None = None  # made only while a call waits for one
         self._acquired = 0
         self._queued = 0  # let through the window, waiting for a token
         # Set at the next answer, then dropped: made only while calls wait for one.
@@ -109,13 +122,66 @@ class AdaptiveLimiter:
         await self._wait_for_window()
         self._queued += 1
         try:
-            controller.update(self._clock())
-            self._sync_bucket()
-            await self._bucket.acquire()
+            while True:
+                controller.update(self._clock())
+                self._sync_bucket()
+                await self._bucket.acquire()
+                if not self._departures or self._unsent < controller.burst:
+                    break
+                # ``burst`` calls hold tokens and have not left: this token would send a call
+                # right behind them. Once one leaves, its token counts from then (on_wire),
+                # and this call takes one after it.
+                await self._wait_for_departure()
         finally:
             self._queued -= 1
         self._acquired += 1
+        if self._departures:
+            self._unsent += 1
         controller.on_send(self._clock())
+
+    def on_wire(self) -> None:
+        """The call that took the last token is leaving now: its token counts from now.
+
+        The bucket charges a token when it hands it out, but the call reaches the service
+        later, by however long the event loop and the client took to send it, which varies
+        from call to call (most under load: hundreds of lanes, their calls bunched behind one
+        another). The service's bucket charges at arrival, so two calls handed out exactly
+        ``1 / R`` apart can arrive closer together and meet an empty bucket: a 429 that says
+        nothing about the limit. So the bucket holds at least the token of the call leaving
+        now: the next call leaves ``1 / R`` after this one *left*, whatever delayed it. With a
+        burst above one, a bucket in use holds more than that, and nothing changes.
+        """
+        self._depart()
+        bucket = self._bucket
+        if bucket is None:
+            return
+        bucket.has_capacity(0)  # drain the level up to now
+        if bucket._level < 1.0:
+            bucket._level = 1.0
+            bucket._wake_next()  # a waiter asleep until the old level drained sleeps longer
+
+    def not_sent(self) -> None:
+        """The call that took the last token will not leave (stopped, failed before sending,
+        or sent by a client that does not say when it leaves)."""
+        self._depart()
+
+    def _depart(self) -> None:
+        if self._unsent > 0:
+            self._unsent -= 1
+        departed, self._departed = self._departed, None
+        if departed is not None:
+            departed.set()
+
+    async def _wait_for_departure(self) -> None:
+        """Wait until a call that holds a token leaves; after DEPARTURE_LIMIT seconds, take
+        the calls under way as gone (a call whose departure is never reported must not stall
+        the lane)."""
+        if self._departed is None:
+            self._departed = anyio.Event()
+        with anyio.move_on_after(DEPARTURE_LIMIT) as waited:
+            await self._departed.wait()
+        if waited.cancelled_caught:
+            self._unsent = 0
 
     def on_success(self) -> None:
         """The call that took the last token got an answer other than a 429."""

@@ -22,6 +22,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from bulk.engine.chain import Chain
+from bulk.engine.http import LEAVING
 from bulk.engine.intake import Send
 from bulk.engine.lanes import LaneQueue
 from bulk.engine.limiter import AdaptiveLimiter
@@ -98,7 +99,11 @@ class Sender:
             def new_limiter(operation: str) -> AdaptiveLimiter:
                 learned = self._index.learned_rate(lane, None if operation == CREATE else operation)
                 return AdaptiveLimiter(
-                    s.rate or None, s.burst, initial_rate=learned, adaptive=s.adaptive
+                    s.rate or None,
+                    s.burst,
+                    initial_rate=learned,
+                    adaptive=s.adaptive,
+                    departures=True,
                 )
 
             state = self.lanes[lane] = LaneState(lane, new_limiter)
@@ -173,6 +178,8 @@ class Sender:
         row = item.row
         target = await pool.get(row.lane)
         calls = RowCalls(self, row, lane, target, carries_ambiguity(item.prior))
+        # The row's task (its own context): each call it makes tells its limiter as it leaves.
+        LEAVING.set(calls.on_wire)
         if row.tenants or row.destinations:
             return await self._chain.send(calls)
         try:
@@ -244,6 +251,7 @@ class RowCalls:
     """
 
     __slots__ = (
+        "_holding",
         "_intent_due",
         "_sender",
         "ambiguous",
@@ -272,6 +280,7 @@ class RowCalls:
         # reads the row as ambiguous (it would add nothing) or no ledger takes intents.
         self._intent_due = not prior_ambiguous and sender._intend is not None
         self.intended = False
+        self._holding = False
         self.attempts = 0
         self.operation = CREATE
         self.request: Mapping[str, Any] = row.request
@@ -304,25 +313,31 @@ class RowCalls:
         sender = self._sender
         lane = self.lane
         await sender.control.acquire(lane, self.operation)
-        self.attempts += 1
-        self.step_attempts += 1
-        slots = sender._calls
-        await _acquire(slots)
-        if self._intent_due:
-            try:
-                sender._intend((self.row,))  # type: ignore[misc]  # due only with a ledger
-            except BaseException:
-                slots.release()
-                raise
-            self._intent_due = False
-            self.intended = True
-        stats = sender._stats
-        stats.in_flight += 1
+        self._holding = True  # a token whose call has not left (see on_wire)
         try:
-            result = await self.target.call(self.operation, self.request)
+            self.attempts += 1
+            self.step_attempts += 1
+            slots = sender._calls
+            await _acquire(slots)
+            if self._intent_due:
+                try:
+                    sender._intend((self.row,))  # type: ignore[misc]  # due only with a ledger
+                except BaseException:
+                    slots.release()
+                    raise
+                self._intent_due = False
+                self.intended = True
+            stats = sender._stats
+            stats.in_flight += 1
+            try:
+                result = await self.target.call(self.operation, self.request)
+            finally:
+                stats.in_flight -= 1
+                slots.release()
         finally:
-            stats.in_flight -= 1
-            slots.release()
+            if self._holding:  # it never said it left
+                self._holding = False
+                self.limiter.not_sent()
         stats.note_attempt(result, retry=self.step_attempts > 1, lane=lane.name)
         if result.kind is CallKind.THROTTLED:
             self.limiter.on_throttle()
@@ -332,6 +347,12 @@ class RowCalls:
             self.ambiguous = True
         self.last = result
         return result
+
+    def on_wire(self) -> None:
+        """The step's call is leaving now (see :data:`~bulk.engine.http.LEAVING`)."""
+        if self._holding:
+            self._holding = False
+            self.limiter.on_wire()
 
     def should_stop(self) -> bool:
         """No retry once the run or the row's lane is stopping."""

@@ -116,15 +116,20 @@ class RunControl:
         """
         if self.stopping.is_set() or lane.stopped:
             raise Halt
+        limiter = lane.limiter(operation)
+        granted = False
         with anyio.CancelScope() as scope:
             self.waiting.add(scope)
             lane.waiting.add(scope)
             try:
-                await lane.limiter(operation).acquire()
+                await limiter.acquire()
+                granted = True
             finally:
                 self.waiting.discard(scope)
                 lane.waiting.discard(scope)
         if scope.cancel_called or self.stopping.is_set() or lane.stopped:
+            if granted:
+                limiter.not_sent()  # its token goes unused
             raise Halt
 
     async def wait(self, event: anyio.Event) -> None:

@@ -35,7 +35,7 @@ from bulk.engine.answers import (
     foreign_answer,
 )
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message, quiet_refresh_logs
-from bulk.engine.http import SharedTLSSession
+from bulk.engine.http import SharedTLSSession, watch_departures
 from bulk.engine.sessions import Clock, Sessions, role_failure
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version, redact_url
@@ -411,6 +411,7 @@ class TargetPool:
             )
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, lane)) from exc
+        watch_departures(client)
         # The account id (for ARNs) comes from STS with the lane's own credentials, reached
         # as the sessions reach it for roles: sts_endpoint_url, else botocore's conventions.
         sts = functools.partial(
