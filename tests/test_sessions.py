@@ -103,6 +103,26 @@ class TestRoles:
                 assert "AccessDenied" in message and "trust policy" in message
             assert emulator.state.stats()["assume_role"][denied] == 1, "asked again"
 
+    async def test_roles_assumed_at_once_are_paced_to_what_sts_takes(
+        self, emulator_factory: EmulatorFactory
+    ) -> None:
+        """40 lanes' roles at once, against an STS that takes 20 a second with a burst of 5:
+        paced run-wide, rather than each throttled role waiting out botocore's backoff."""
+        config = unthrottled(operation_limits={"AssumeRole": (20.0, 5)})
+        roles = [role(500000000000 + i) for i in range(40)]
+        async with emulator_factory(config) as emulator:
+            async with pool(emulator) as targets, anyio.create_task_group() as tg:
+                for arn in roles:
+                    tg.start_soon(targets.get, Lane("sesv2", "us-east-1", None, arn))
+            stats = emulator.state.stats()
+
+        assert set(stats["assume_role"]) == set(roles)
+        throttled = sum(
+            scope.get("throttled", {}).get("AssumeRole", 0) for scope in stats["by_scope"].values()
+        )
+        # Paced: 7-15 of them met STS's limit while the limiter found it; unpaced, about 50.
+        assert throttled <= 25, f"{throttled} AssumeRole calls throttled"
+
     async def test_role_credentials_are_refreshed_before_they_expire(
         self, emulator: Emulator
     ) -> None:

@@ -36,6 +36,7 @@ from botocore.exceptions import (
 
 from bulk.engine.answers import classify_exception
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message
+from bulk.engine.limiter import AdaptiveLimiter
 from bulk.errors import TargetError
 from bulk.models import Lane
 
@@ -45,6 +46,15 @@ __all__ = ["Sessions", "role_failure"]
 ROLE_SESSION_NAME = "bulk"
 
 Clock = Callable[[], datetime.datetime]
+
+# AssumeRole is paced for the whole run: every role is assumed from the run's own credentials,
+# against one account's STS quota, and hundreds of lanes starting at once would otherwise meet
+# STS's throttling and botocore's backoff (seconds per throttled role) before their first
+# create. An adaptive limiter starts at this rate and burst and follows STS's answers, as a
+# lane's limiter follows the email API's.
+STS_RATE = 100.0
+STS_BURST = 5
+_STS_THROTTLING = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 
 # STS calls keep botocore's standard retries (10 attempts: hundreds of roles assumed as a run
 # starts meet STS's throttling), but an endpoint that cannot be reached is not waited out:
@@ -130,6 +140,7 @@ class Sessions:
         self._loader: Any = None
         # The event hooks every session shares (each client copies them as it is made).
         self._events: AioHierarchicalEmitter | None = None
+        self._assume_role_pacing = _Pacing(AdaptiveLimiter(STS_RATE, STS_BURST))
         self._profiles: dict[str | None, AioSession] = {}
         self._roles: dict[tuple[str | None, str], AioSession] = {}
         self._locks: dict[tuple[str | None, str], anyio.Lock] = {}
@@ -153,6 +164,8 @@ class Sessions:
             self._events = AioHierarchicalEmitter()
             session = AioSession(profile=profile, event_hooks=self._events)
             session.register("needs-retry.sts", _unreachable_sts_fails_fast)
+            session.register("before-send.sts.AssumeRole", self._assume_role_pacing.before_send)
+            session.register("needs-retry.sts.AssumeRole", self._assume_role_pacing.answered)
         else:
             session = AioSession(
                 profile=profile, event_hooks=self._events, include_builtin_handlers=False
@@ -197,6 +210,24 @@ class Sessions:
                 self._refused[key] = (said, exc)
                 raise TargetError(f"{lane}: {said}") from exc
         return session
+
+
+class _Pacing:
+    """botocore hooks that pace one operation's attempts (botocore's own retries included)
+    through ``limiter``, told of each answer: a throttling error, or anything else."""
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        self.limiter = limiter
+
+    async def before_send(self, **_: Any) -> None:
+        await self.limiter.acquire()
+
+    def answered(self, response: Any = None, **_: Any) -> None:
+        code = response[1].get("Error", {}).get("Code") if response is not None else None
+        if code in _STS_THROTTLING:
+            self.limiter.on_throttle()
+        else:
+            self.limiter.on_success()
 
 
 def _unreachable_sts_fails_fast(
