@@ -9,6 +9,8 @@ and the environment holds dummy credentials only (no profile, no instance metada
   blocking clients such as plain boto3 (a blocking call in an async test would stall the loop
   that has to answer it).
 - ``boto3_client(emulator, service, ...)``: a plain boto3 client for it, botocore retries off.
+- ``served``: an unthrottled, fault-free emulator served from a thread; ``service``: each
+  service in turn; ``client``: a boto3 client of ``served`` for ``service``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bulk.emulator import Emulator, EmulatorConfig, running_emulator, threaded_e
 
 ACCESS_KEY = "AKIAEMULATORTEST"
 REGION = "us-east-1"
+SERVICES = ("pinpoint-email", "sesv2")
 
 EmulatorFactory = Callable[..., AbstractAsyncContextManager[Emulator]]
 ThreadedEmulatorFactory = Callable[..., AbstractContextManager[Emulator]]
@@ -123,3 +126,22 @@ def boto3_client() -> Iterator[Callable[..., Any]]:
 def path(tmp_path: Path) -> Path:
     """A ledger's path in the test's own folder (the ledger tests' file under test)."""
     return tmp_path / "tenants.csv.ledger.jsonl"
+
+
+@pytest.fixture(params=SERVICES)
+def service(request: pytest.FixtureRequest) -> str:
+    """Each service in turn: a test that asks for ``service`` runs once for each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def served(threaded_emulator: ThreadedEmulatorFactory) -> Iterator[Emulator]:
+    """An unthrottled, fault-free emulator served from a thread (for blocking clients)."""
+    with threaded_emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def client(served: Emulator, service: str, boto3_client: Callable[..., Any]) -> Any:
+    """A plain boto3 client of ``served`` for ``service``."""
+    return boto3_client(served, service)

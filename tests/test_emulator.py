@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,8 +12,6 @@ import pytest
 from bulk.emulator import Emulator, EmulatorConfig
 
 from .emulator_helpers import error_of
-
-SERVICES = ("pinpoint-email", "sesv2")
 
 FULL_REQUEST: dict[str, Any] = {
     "TrackingOptions": {"CustomRedirectDomain": "click.example.com"},
@@ -25,22 +23,6 @@ FULL_REQUEST: dict[str, Any] = {
     "SendingOptions": {"SendingEnabled": False},
     "Tags": [{"Key": "tenant", "Value": "acme"}, {"Key": "tier", "Value": "gold"}],
 }
-
-
-@pytest.fixture(params=SERVICES)
-def service(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def served(threaded_emulator: Callable[..., Any]) -> Iterator[Emulator]:
-    with threaded_emulator() as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Emulator, service: str, boto3_client: Callable[..., Any]) -> Any:
-    return boto3_client(served, service)
 
 
 class TestOperations:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +11,6 @@ from bulk.emulator import Emulator, Kind
 
 from .emulator_helpers import error_of
 
-SERVICES = ("pinpoint-email", "sesv2")
 SCOPE = ("123456789012", "us-east-1")
 
 SNS = {
@@ -39,17 +38,6 @@ FIREHOSE = {
         "DeliveryStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/s",
     },
 }
-
-
-@pytest.fixture(params=SERVICES)
-def service(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def served(threaded_emulator: Callable[..., Any]) -> Iterator[Emulator]:
-    with threaded_emulator() as running:
-        yield running
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,25 +11,8 @@ from bulk.emulator import Emulator
 
 from .emulator_helpers import error_of
 
-SERVICES = ("pinpoint-email", "sesv2")
 SET_ARN = "arn:aws:ses:us-east-1:123456789012:configuration-set/tagged"
 TAGS = [{"Key": "tenant", "Value": "acme"}, {"Key": "tier", "Value": "gold"}]
-
-
-@pytest.fixture(params=SERVICES)
-def service(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def served(threaded_emulator: Callable[..., Any]) -> Iterator[Emulator]:
-    with threaded_emulator() as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Emulator, service: str, boto3_client: Callable[..., Any]) -> Any:
-    return boto3_client(served, service)
 
 
 class TestConfigurationSetTags:

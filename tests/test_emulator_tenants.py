@@ -7,7 +7,7 @@ import functools
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,12 +23,6 @@ SCOPE = (ACCOUNT, REGION)
 
 def set_arn(name: str, account: str = ACCOUNT, region: str = REGION) -> str:
     return f"arn:aws:ses:{region}:{account}:configuration-set/{name}"
-
-
-@pytest.fixture
-def served(threaded_emulator: Callable[..., Any]) -> Iterator[Emulator]:
-    with threaded_emulator() as running:
-        yield running
 
 
 @pytest.fixture
