@@ -64,11 +64,18 @@ class TestRoles:
         roles = [role(100000000000 + i) for i in range(6)]
         lanes = [Lane("sesv2", region, None, arn) for arn in roles for region in REGIONS]
 
-        async with pool(emulator) as targets, anyio.create_task_group() as tg:
-            for lane in lanes * 3:  # every lane asked for three times, all at once
-                tg.start_soon(targets.get, lane)
+        async with pool(emulator) as targets:
+            async with anyio.create_task_group() as tg:
+                for lane in lanes * 3:  # every lane asked for three times, all at once
+                    tg.start_soon(targets.get, lane)
+            sts_clients = {
+                where: len(clients._clients)
+                for where, clients in targets._sessions._sts_clients.items()
+            }
 
         assert emulator.state.stats()["assume_role"] == {arn: 1 for arn in roles}
+        # Every role assumed with one STS client (its first lane's Region), not one per role.
+        assert sts_clients == {(None, "us-east-1"): 1}
 
     async def test_each_lanes_sets_land_in_its_roles_account(self, emulator: Emulator) -> None:
         lanes = [Lane("sesv2", "us-east-1", None, role(222233334444 + i)) for i in range(2)]

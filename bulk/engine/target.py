@@ -348,10 +348,12 @@ class TargetPool:
         self._config = client_config(settings)
         sts_config = AioConfig(
             # AssumeRole is not paced by the lanes' limiters (once per role, and again before
-            # expiry): botocore's own retries see it through STS's throttling, as for any
-            # client. Hundreds of roles assumed as a run starts meet it.
+            # expiry) but by the sessions' own (bulk.engine.sessions), and botocore's retries
+            # see it through STS's throttling, as for any client.
             retries={"mode": "standard", "total_max_attempts": 10},
             http_session_cls=SharedTLSSession,
+            # One client assumes every role: as many connections as the lanes' clients.
+            max_pool_connections=settings.pool_size,
             connect_timeout=min(10.0, settings.timeout),
             read_timeout=settings.timeout,
             user_agent=user_agent(),
@@ -379,7 +381,10 @@ class TargetPool:
 
     async def aclose(self) -> None:
         """Close every client the pool opened."""
-        await self._stack.aclose()
+        try:
+            await self._stack.aclose()
+        finally:
+            await self._sessions.aclose()
 
     async def get(self, lane: Lane) -> ServiceTarget:
         """The lane's target, opening its client and running its pre-flight the first time."""
