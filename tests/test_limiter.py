@@ -14,7 +14,7 @@ import anyio
 import pytest
 from aiolimiter import AsyncLimiter
 
-from bulk.engine.limiter import AdaptiveLimiter, LimiterStats
+from bulk.engine.limiter import AdaptiveLimiter, LimiterStats, WireWatch
 from bulk.engine.rate_control import FLOOR, INITIAL_WINDOW
 
 # -- the limiter: aiolimiter's bucket, in real time ---------------------------------------------
@@ -27,12 +27,14 @@ class TestAdaptiveLimiter:
             with anyio.fail_after(1):
                 for _ in range(1000):
                     await limiter.acquire()
+            assert limiter.try_acquire(), "no limit: a token without waiting"
             limiter.on_throttle()
             limiter.on_success()
             assert limiter.rate is None
             assert limiter.statistics() == LimiterStats(
-                rate=None, max_rate=None, burst=3, acquired=1000, throttled=1, decreases=0
+                rate=None, max_rate=None, burst=3, acquired=1001, throttled=1, decreases=0
             )
+        assert not AdaptiveLimiter(5, 1).try_acquire(), "a limit: acquire() decides"
 
     def test_negative_rate_is_refused(self) -> None:
         with pytest.raises(ValueError, match="-5"):
@@ -143,7 +145,7 @@ class TestAdaptiveLimiter:
         assert time.monotonic() - left >= 0.05 * 0.95  # not 10 ms after it
 
     async def test_no_token_while_burst_calls_have_not_left(self) -> None:
-        limiter = AdaptiveLimiter(100, 1, adaptive=False, departures=True)
+        limiter = AdaptiveLimiter(100, 1, adaptive=False, wire=WireWatch(active=True))
         await limiter.acquire()
         got: list[float] = []
 
@@ -158,26 +160,26 @@ class TestAdaptiveLimiter:
             left = time.monotonic()
             limiter.on_wire()
         assert got and got[0] - left >= 0.01 * 0.95, "a token's time after the first left"
-        assert limiter._unsent == 1
+        assert len(limiter._unsent) == 1
 
     async def test_a_call_that_never_leaves_frees_its_place(self) -> None:
-        limiter = AdaptiveLimiter(100, 2, adaptive=False, departures=True)
+        limiter = AdaptiveLimiter(100, 2, adaptive=False, wire=WireWatch(active=True))
         for _ in range(2):
             await limiter.acquire()
         limiter.not_sent()
         with anyio.fail_after(1):
             await limiter.acquire()  # one place free again: at the bucket's pace
-        assert limiter._unsent == 2
+        assert len(limiter._unsent) == 2
 
     async def test_departures_never_reported_stall_a_lane_only_so_long(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr("bulk.engine.limiter.DEPARTURE_LIMIT", 0.05)
-        limiter = AdaptiveLimiter(1000, 1, adaptive=False, departures=True)
+        limiter = AdaptiveLimiter(1000, 1, adaptive=False, wire=WireWatch(active=True))
         await limiter.acquire()
         with anyio.fail_after(1):
             await limiter.acquire()  # after 50 ms the first call is taken as gone
-        assert limiter._unsent == 1
+        assert len(limiter._unsent) == 1
 
     async def test_statistics_are_a_frozen_snapshot(self) -> None:
         limiter = AdaptiveLimiter(100, 2, initial_rate=50)
@@ -191,3 +193,29 @@ class TestAdaptiveLimiter:
         assert stats.rate == limiter.rate
         with pytest.raises(FrozenInstanceError):
             stats.rate = 1.0  # type: ignore[misc]
+
+
+def level(limiter: AdaptiveLimiter) -> float:
+    """The tokens in use in the limiter's bucket now (1: the next call waits 1 / rate)."""
+    bucket = limiter._bucket
+    assert bucket is not None
+    bucket.has_capacity(0)  # drains the level up to now
+    return float(bucket._level)
+
+
+class TestWireWatch:
+    async def test_spacing_by_departures_waits_for_jitter_then_holds_for_every_lane(
+        self,
+    ) -> None:
+        wire = WireWatch()
+        lanes = [AdaptiveLimiter(10, 1, initial_rate=10, wire=wire) for _ in range(2)]
+        await lanes[0].acquire()
+        await anyio.sleep(0.05)
+        lanes[0].on_wire()  # not yet: the bucket counts the token from when it was taken
+        assert level(lanes[0]) < 0.6
+        lanes[0].on_throttle()  # at its cap: jitter, not a lower limit
+        assert lanes[0].controller.margin > 0 and wire.active
+        await lanes[1].acquire()
+        await anyio.sleep(0.05)
+        lanes[1].on_wire()  # the other lane now counts its token from the departure
+        assert level(lanes[1]) > 0.9

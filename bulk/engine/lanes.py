@@ -58,7 +58,8 @@ class LaneQueue:
         self._file: IO[bytes] | None = None
         self._written = 0  # bytes of whole chunks in the file
         self._read = 0  # bytes of them read back
-        self._changed = anyio.Event()
+        # Set when rows arrive or the reader ends; made only while the lane waits for one.
+        self._changed: anyio.Event | None = None
 
     @property
     def spilled(self) -> bool:
@@ -96,6 +97,8 @@ class LaneQueue:
                 return item
             if self._scheduler.closed:
                 return None
+            if self._changed is None:
+                self._changed = anyio.Event()
             await self._changed.wait()
 
     def close(self) -> None:
@@ -105,8 +108,9 @@ class LaneQueue:
             self._file = None
 
     def _wake(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def _refill(self) -> None:
         """Move the next spilled rows into memory: a chunk of the file, else the unwritten."""
@@ -177,7 +181,9 @@ class Scheduler:
         self._queues: dict[Lane, LaneQueue] = {}
         self._started: set[Lane] = set()
         self._starving: set[LaneQueue] = set()
-        self._room = anyio.Event()
+        # Set when a lane takes a row, or one starts to starve; made only while the reader
+        # waits for room.
+        self._room: anyio.Event | None = None
 
     @property
     def spilling(self) -> bool:
@@ -214,17 +220,18 @@ class Scheduler:
             if self._starving - {queue}:
                 await queue.spill(item)
                 break
+            if self._room is None:
+                self._room = anyio.Event()
             room = self._room
             await wait(room)
-            if room is self._room:  # cut short (a stop): leave the row unqueued
+            if not room.is_set():  # cut short (a stop): leave the row unqueued
                 return
         self._update(queue)
 
     def taken(self, queue: LaneQueue) -> None:
         """A lane took a row: room for the reader, and maybe a lane that starves now."""
         self._update(queue)
-        self._room.set()
-        self._room = anyio.Event()
+        self._make_room()
 
     def close(self) -> None:
         """No more rows: every lane sends what it has, then ends."""
@@ -232,7 +239,7 @@ class Scheduler:
         self._starving.clear()
         for queue in self._queues.values():
             queue._wake()
-        self._room.set()
+        self._make_room()
 
     def remove_files(self) -> None:
         for queue in self._queues.values():
@@ -248,7 +255,12 @@ class Scheduler:
         if queue.unread > 0 and queue.empty and not self.closed:
             if queue not in self._starving:
                 self._starving.add(queue)
-                self._room.set()  # a reader waiting for room may spill now
-                self._room = anyio.Event()
+                self._make_room()  # a reader waiting for room may spill now
         else:
             self._starving.discard(queue)
+
+    def _make_room(self) -> None:
+        """Wake the reader if it waits for room."""
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ Clock = Callable[[], float]
 #: Seconds a call waits for a call that holds a token to leave (see AdaptiveLimiter.acquire)
 #: before taking it as gone.
 DEPARTURE_LIMIT = 10.0
+#: How fast the usual lead (token to departure) follows longer leads: it starts at 0, drops to
+#: any shorter one at once, and rises by this share of the difference per call.
+LEAD_RISE = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,33 @@ class LimiterStats:
     decreases: int  # congestion events acted on
 
 
+@dataclass
+class WireWatch:
+    """Whether a run's lanes space their calls by when they leave (see
+    :meth:`AdaptiveLimiter.on_wire`), shared by the run's limiters.
+
+    Off at first: a service whose bucket allows a burst takes calls a little closer together
+    in its stride, and spacing by departures would only cost throughput (a call's time from
+    token to network varies by a millisecond or two, a tenth of the interval at 100/s). On
+    once any lane meets a 429 its controller takes for jitter (a margin at its cap): the
+    jitter is the client's own (its event loop, its calls held up for a slot), so every lane
+    of the run has it.
+    """
+
+    active: bool = False
+
+
 class AdaptiveLimiter:
     """The rate limit of one lane: an aiolimiter token bucket whose rate adapts to 429s.
 
     ``max_rate`` (requests/s) is the most the lane ever sends; ``None`` or ``0`` turns the
     client-side limit off (:meth:`acquire` returns at once; statistics still count). ``burst`` is
     the bucket's size. ``initial_rate`` (a rate learned by an earlier run) skips the startup
-    search; ``adaptive=False`` keeps the rate fixed at ``max_rate``. With ``departures`` the
-    caller reports, for every token, that its call left (:meth:`on_wire`) or never will
-    (:meth:`not_sent`), and at most ``burst`` calls hold a token without having left: a call
-    held up on its way (no free call slot, a busy event loop) is not followed by the next
-    one at once. ``clock`` must tick like the
+    search; ``adaptive=False`` keeps the rate fixed at ``max_rate``. With ``wire`` the caller
+    reports, for every token, that its call left (:meth:`on_wire`) or never will
+    (:meth:`not_sent`), and once the watch is active at most ``burst`` calls hold a token
+    without having left: a call held up on its way (no free call slot, a busy event loop) is
+    not followed by the next one at once. ``clock`` must tick like the
     event loop's clock (``time.monotonic``): the bucket itself runs on the loop's time.
 
     Every attempt, first or retry, calls :meth:`acquire` once, :meth:`on_wire` as it leaves
@@ -65,7 +85,7 @@ class AdaptiveLimiter:
         *,
         initial_rate: float | None = None,
         adaptive: bool = True,
-        departures: bool = False,
+        wire: WireWatch | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         if max_rate is not None and max_rate <= 0:
@@ -76,8 +96,11 @@ class AdaptiveLimiter:
             max_rate, burst, initial_rate=initial_rate, adaptive=adaptive
         )
         self._clock = clock
-        self._departures = departures
-        self._unsent = 0  # calls given a token that have not left yet (with departures)
+        self._wire = wire
+        # With a wire watch: when each call given a token and not yet left took it, oldest
+        # first; and the lane's usual time from token to departure (see on_wire).
+        self._unsent: deque[float] = deque()
+        self._lead = 0.0
         self._departed: anyio.Event | None = None  # made only while a call waits for one
         self._acquired = 0
         self._queued = 0  # let through the window, waiting for a token
@@ -112,32 +135,46 @@ class AdaptiveLimiter:
             decreases=controller.decreases,
         )
 
+    def try_acquire(self) -> bool:
+        """Take a token if that needs no wait (no limit); False: call :meth:`acquire`."""
+        if self._bucket is not None:
+            return False
+        self._acquired += 1
+        self._controller.on_send(self._clock())
+        return True
+
     async def acquire(self) -> None:
         """Wait until a call may go out at the current rate, and take its token."""
         controller = self._controller
-        if self._bucket is None:
-            self._acquired += 1
-            controller.on_send(self._clock())
+        bucket = self._bucket
+        if bucket is None:
+            self.try_acquire()
             return
         await self._wait_for_window()
         self._queued += 1
         try:
             while True:
+                if self._spaced_on_wire() and len(self._unsent) >= controller.burst:
+                    # ``burst`` calls hold tokens and have not left: a token now would send
+                    # a call right behind them. Once one leaves, its token counts from then
+                    # (on_wire), and this call takes one after it.
+                    await self._wait_for_departure()
+                    continue
                 controller.update(self._clock())
                 self._sync_bucket()
-                await self._bucket.acquire()
-                if not self._departures or self._unsent < controller.burst:
+                await bucket.acquire()
+                if not self._spaced_on_wire() or len(self._unsent) < controller.burst:
                     break
-                # ``burst`` calls hold tokens and have not left: this token would send a call
-                # right behind them. Once one leaves, its token counts from then (on_wire),
-                # and this call takes one after it.
-                await self._wait_for_departure()
+                # Another call took the place while this one waited for the bucket: the
+                # token goes back, and this call waits its turn as above.
+                bucket._level = max(0.0, bucket._level - 1.0)
         finally:
             self._queued -= 1
         self._acquired += 1
-        if self._departures:
-            self._unsent += 1
-        controller.on_send(self._clock())
+        now = self._clock()
+        if self._wire is not None:
+            self._unsent.append(now)
+        controller.on_send(now)
 
     def on_wire(self) -> None:
         """The call that took the last token is leaving now: its token counts from now.
@@ -150,14 +187,24 @@ class AdaptiveLimiter:
         nothing about the limit. So the bucket holds at least the token of the call leaving
         now: the next call leaves ``1 / R`` after this one *left*, whatever delayed it. With a
         burst above one, a bucket in use holds more than that, and nothing changes.
+
+        Every call takes some time from its token to the network (the client building and
+        signing it: a millisecond or two, a tenth of the interval at 100/s), and the next
+        call will take about as long: so the token counts from its departure less the
+        lane's usual lead (see LEAD_RISE), and only a call held up beyond that
+        pushes the next one back.
         """
-        self._depart()
+        granted = self._depart()
         bucket = self._bucket
-        if bucket is None:
+        if bucket is None or (self._wire is not None and not self._wire.active):
             return
+        if granted is not None:
+            lead, usual = self._clock() - granted, self._lead
+            self._lead = lead if lead < usual else usual + (lead - usual) * LEAD_RISE
         bucket.has_capacity(0)  # drain the level up to now
-        if bucket._level < 1.0:
-            bucket._level = 1.0
+        held = 1.0 - bucket._rate_per_sec * self._lead
+        if bucket._level < held:
+            bucket._level = held
             bucket._wake_next()  # a waiter asleep until the old level drained sleeps longer
 
     def not_sent(self) -> None:
@@ -165,12 +212,13 @@ class AdaptiveLimiter:
         or sent by a client that does not say when it leaves)."""
         self._depart()
 
-    def _depart(self) -> None:
-        if self._unsent > 0:
-            self._unsent -= 1
+    def _depart(self) -> float | None:
+        """One call holding a token is gone: the time its token was taken (None: not known)."""
+        granted = self._unsent.popleft() if self._unsent else None
         departed, self._departed = self._departed, None
         if departed is not None:
             departed.set()
+        return granted
 
     async def _wait_for_departure(self) -> None:
         """Wait until a call that holds a token leaves; after DEPARTURE_LIMIT seconds, take
@@ -181,7 +229,7 @@ class AdaptiveLimiter:
         with anyio.move_on_after(DEPARTURE_LIMIT) as waited:
             await self._departed.wait()
         if waited.cancelled_caught:
-            self._unsent = 0
+            self._unsent.clear()
 
     def on_success(self) -> None:
         """The call that took the last token got an answer other than a 429."""
@@ -192,6 +240,9 @@ class AdaptiveLimiter:
         """The call got a 429 ``TooManyRequestsException``."""
         self._controller.on_throttle(self._clock())
         self._answer()
+
+    def _spaced_on_wire(self) -> bool:
+        return self._wire is not None and self._wire.active
 
     async def _wait_for_window(self) -> None:
         """Wait while the startup window or a drain holds calls back."""
@@ -205,6 +256,9 @@ class AdaptiveLimiter:
                 await self._answered.wait()
 
     def _answer(self) -> None:
+        wire = self._wire
+        if wire is not None and not wire.active and self._controller.margin:
+            wire.active = True  # jitter: from now on, every lane spaces on the wire
         self._sync_bucket()
         answered, self._answered = self._answered, None
         if answered is not None:

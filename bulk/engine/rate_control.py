@@ -216,6 +216,11 @@ class RateController:
     # -- what the sender asks ------------------------------------------------------------------
 
     @property
+    def margin(self) -> float:
+        """The share of ``max_rate`` held back for jitter (0: none asked for)."""
+        return self._margin
+
+    @property
     def rate(self) -> float | None:
         """The rate calls may go out at now (requests/s); ``None``: no limit."""
         return self._rate

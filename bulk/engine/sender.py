@@ -25,7 +25,7 @@ from bulk.engine.chain import Chain
 from bulk.engine.http import LEAVING
 from bulk.engine.intake import Send
 from bulk.engine.lanes import LaneQueue
-from bulk.engine.limiter import AdaptiveLimiter
+from bulk.engine.limiter import AdaptiveLimiter, WireWatch
 from bulk.engine.outcomes import judge, unsettled
 from bulk.engine.retry import RetryPolicy
 from bulk.engine.stopping import Halt, LaneState, RunControl
@@ -70,6 +70,7 @@ class Sender:
         self._intend = intend
         self._calls = anyio.CapacityLimiter(settings.concurrency)
         self.lanes: dict[Lane, LaneState] = {}
+        self._wire = WireWatch()  # every lane's limiters: spacing by departures, once jitter
         self.quota_stops: list[str] = []
         self._chain = Chain(self)
 
@@ -103,7 +104,7 @@ class Sender:
                     s.burst,
                     initial_rate=learned,
                     adaptive=s.adaptive,
-                    departures=True,
+                    wire=self._wire,
                 )
 
             state = self.lanes[lane] = LaneState(lane, new_limiter)

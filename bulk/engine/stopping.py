@@ -117,6 +117,8 @@ class RunControl:
         if self.stopping.is_set() or lane.stopped:
             raise Halt
         limiter = lane.limiter(operation)
+        if limiter.try_acquire():  # no limit: nothing to wait for, nothing to cancel
+            return
         granted = False
         with anyio.CancelScope() as scope:
             self.waiting.add(scope)
