@@ -38,6 +38,7 @@ from typing import IO
 import anyio
 
 from bulk.engine.intake import Send
+from bulk.engine.wakeup import Wakeup
 from bulk.models import Lane
 
 __all__ = ["LaneQueue", "Scheduler"]
@@ -58,8 +59,7 @@ class LaneQueue:
         self._file: IO[bytes] | None = None
         self._written = 0  # bytes of whole chunks in the file
         self._read = 0  # bytes of them read back
-        # Set when rows arrive or the reader ends; made only while the lane waits for one.
-        self._changed: anyio.Event | None = None
+        self._changed = Wakeup()  # fired when rows arrive or the reader ends
 
     @property
     def spilled(self) -> bool:
@@ -97,9 +97,7 @@ class LaneQueue:
                 return item
             if self._scheduler.closed:
                 return None
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
+            await self._changed.event().wait()
 
     def close(self) -> None:
         """Remove the spill file (the queue is not used again)."""
@@ -108,9 +106,7 @@ class LaneQueue:
             self._file = None
 
     def _wake(self) -> None:
-        changed, self._changed = self._changed, None
-        if changed is not None:
-            changed.set()
+        self._changed.fire()
 
     async def _refill(self) -> None:
         """Move the next spilled rows into memory: a chunk of the file, else the unwritten."""
@@ -181,9 +177,7 @@ class Scheduler:
         self._queues: dict[Lane, LaneQueue] = {}
         self._started: set[Lane] = set()
         self._starving: set[LaneQueue] = set()
-        # Set when a lane takes a row, or one starts to starve; made only while the reader
-        # waits for room.
-        self._room: anyio.Event | None = None
+        self._room = Wakeup()  # fired when a lane takes a row, or one starts to starve
 
     @property
     def spilling(self) -> bool:
@@ -220,9 +214,7 @@ class Scheduler:
             if self._starving - {queue}:
                 await queue.spill(item)
                 break
-            if self._room is None:
-                self._room = anyio.Event()
-            room = self._room
+            room = self._room.event()
             await wait(room)
             if not room.is_set():  # cut short (a stop): leave the row unqueued
                 return
@@ -231,7 +223,7 @@ class Scheduler:
     def taken(self, queue: LaneQueue) -> None:
         """A lane took a row: room for the reader, and maybe a lane that starves now."""
         self._update(queue)
-        self._make_room()
+        self._room.fire()
 
     def close(self) -> None:
         """No more rows: every lane sends what it has, then ends."""
@@ -239,7 +231,7 @@ class Scheduler:
         self._starving.clear()
         for queue in self._queues.values():
             queue._wake()
-        self._make_room()
+        self._room.fire()
 
     def remove_files(self) -> None:
         for queue in self._queues.values():
@@ -255,12 +247,6 @@ class Scheduler:
         if queue.unread > 0 and queue.empty and not self.closed:
             if queue not in self._starving:
                 self._starving.add(queue)
-                self._make_room()  # a reader waiting for room may spill now
+                self._room.fire()  # a reader waiting for room may spill now
         else:
             self._starving.discard(queue)
-
-    def _make_room(self) -> None:
-        """Wake the reader if it waits for room."""
-        room, self._room = self._room, None
-        if room is not None:
-            room.set()

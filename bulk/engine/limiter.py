@@ -21,6 +21,7 @@ import anyio
 from aiolimiter import AsyncLimiter
 
 from bulk.engine.rate_control import RateController
+from bulk.engine.wakeup import Wakeup
 
 Clock = Callable[[], float]
 
@@ -101,11 +102,10 @@ class AdaptiveLimiter:
         # first; and the lane's usual time from token to departure (see on_wire).
         self._unsent: deque[float] = deque()
         self._lead = 0.0
-        self._departed: anyio.Event | None = None  # made only while a call waits for one
+        self._departed = Wakeup()  # fired as each call with a token leaves, or never will
         self._acquired = 0
         self._queued = 0  # let through the window, waiting for a token
-        # Set at the next answer, then dropped: made only while calls wait for one.
-        self._answered: anyio.Event | None = None
+        self._answered = Wakeup()  # fired at each answer
         self._bucket: AsyncLimiter | None = None
         self._bucket_rate: float | None = None
         rate = self._controller.rate
@@ -215,19 +215,15 @@ class AdaptiveLimiter:
     def _depart(self) -> float | None:
         """One call holding a token is gone: the time its token was taken (None: not known)."""
         granted = self._unsent.popleft() if self._unsent else None
-        departed, self._departed = self._departed, None
-        if departed is not None:
-            departed.set()
+        self._departed.fire()
         return granted
 
     async def _wait_for_departure(self) -> None:
         """Wait until a call that holds a token leaves; after DEPARTURE_LIMIT seconds, take
         the calls under way as gone (a call whose departure is never reported must not stall
         the lane)."""
-        if self._departed is None:
-            self._departed = anyio.Event()
         with anyio.move_on_after(DEPARTURE_LIMIT) as waited:
-            await self._departed.wait()
+            await self._departed.event().wait()
         if waited.cancelled_caught:
             self._unsent.clear()
 
@@ -250,19 +246,15 @@ class AdaptiveLimiter:
             wait = self._controller.window_wait(self._clock(), self._queued)
             if wait <= 0:
                 return
-            if self._answered is None:
-                self._answered = anyio.Event()
             with anyio.move_on_after(wait):
-                await self._answered.wait()
+                await self._answered.event().wait()
 
     def _answer(self) -> None:
         wire = self._wire
         if wire is not None and not wire.active and self._controller.margin:
             wire.active = True  # jitter: from now on, every lane spaces on the wire
         self._sync_bucket()
-        answered, self._answered = self._answered, None
-        if answered is not None:
-            answered.set()
+        self._answered.fire()
 
     def _sync_bucket(self) -> None:
         """Make the bucket leak at the controller's rate from now on.
