@@ -15,6 +15,7 @@ from benchmarks.context import QUICK, Context, Sizes
 from benchmarks.footprint import memory, resume, sorted_memory
 from benchmarks.harness import Workspace, offline_aws_environment
 from benchmarks.lanes import lane_order, many_lanes
+from benchmarks.live import export_limit, plan_scale
 from benchmarks.operating_point import operating_point
 from benchmarks.overhead import overhead
 from benchmarks.report import (
@@ -37,6 +38,8 @@ SCENARIOS: dict[str, Callable[[Context], Section]] = {
     "lanes": lane_order,
     "many-lanes": many_lanes,
     "sorted-memory": sorted_memory,
+    "export": export_limit,
+    "plan": plan_scale,
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

@@ -24,6 +24,9 @@ class Sizes:
     many_rows: int = 20  # and rows per lane: 10,000 rows at 500/s
     sorted_rows: tuple[int, int] = (10_000, 1_000_000)  # scenario 9: dry runs, 100 lanes
     sorted_live_rows: int = 25_000  # and a real run of each order
+    # scenario 10: (read limit per second, sets): a minute at AWS's 1/s, half a minute at 20/s
+    export_points: tuple[tuple[float, int], ...] = ((1.0, 60), (20.0, 600))
+    plan_sets: int = 10_000  # scenario 11: rows and live sets
 
 
 QUICK = Sizes(
@@ -40,6 +43,8 @@ QUICK = Sizes(
     many_rows=10,
     sorted_rows=(10_000, 100_000),
     sorted_live_rows=5_000,
+    export_points=((1.0, 10), (20.0, 100)),
+    plan_sets=2_000,
 )
 
 

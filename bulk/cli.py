@@ -6,6 +6,7 @@ declaration per option; usage mistakes exit 2 as the contract says.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -68,46 +69,84 @@ def main() -> None:
     """Provision email configuration sets (Pinpoint Email, SES v2) at the service's limit."""
 
 
-@main.command("provision", short_help="Create a configuration set per row of INPUT.")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
-@click.option("--service", type=click.Choice(SERVICES), default=DEFAULTS.service, show_default=True)
-@click.option(
-    "--region",
-    default=None,
-    help="AWS Region of rows with no Region cell and no Profile whose profile sets one. "
-    "Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region; never guessed.",
+def _target_options(*, regions: bool = False) -> Callable[[_F], _F]:
+    """Where calls go and how fast, as every command that calls the service takes them.
+
+    ``regions``: ``--region`` may be given several times (export).
+    """
+    region_help = (
+        "AWS Region to read (repeat for several: the file gets a Region column). "
+        "Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region."
+        if regions
+        else "AWS Region of rows with no Region cell and no Profile whose profile sets one. "
+        "Default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's region; never guessed."
+    )
+    decorators = [
+        click.option(
+            "--service", type=click.Choice(SERVICES), default=DEFAULTS.service, show_default=True
+        ),
+        click.option(
+            "--region", "regions" if regions else "region", multiple=regions, help=region_help
+        ),
+        click.option("--profile", default=None, help="AWS profile (rows without a Profile cell)."),
+        click.option(
+            "--role-arn",
+            default=None,
+            help="IAM role (rows without a RoleArn cell), assumed from the profile's "
+            "credentials (once per role, refreshed before it expires).",
+        ),
+        click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS."),
+        click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}."),
+        _setting(
+            "--emulator-rate",
+            "With --emulator: the emulator's CreateConfigurationSet limit (requests/s).",
+        ),
+        _setting("--emulator-burst", "With --emulator: its burst."),
+        _setting(
+            "--rate",
+            "Most requests/s per lane and operation (a lane is one service, account (profile "
+            "or role) and Region: each has its own limit); the engine adapts below it on "
+            "429s. 0 turns it off.",
+        ),
+        _setting("--burst", "Token bucket size."),
+        _setting("--concurrency", "Calls in flight."),
+        _setting("--max-attempts", "Attempts per call."),
+        _setting("--timeout", "Seconds per call."),
+    ]
+
+    def apply(f: _F) -> _F:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+_LEDGER_OPTION = click.option(
+    "--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl]."
 )
-@click.option("--profile", default=None, help="AWS profile for rows without a Profile cell.")
-@click.option(
-    "--role-arn",
-    default=None,
-    help="IAM role for rows without a RoleArn cell, assumed from the profile's credentials "
-    "(once per role, refreshed before it expires).",
-)
-@click.option("--endpoint-url", default=None, help="Send to this endpoint instead of AWS.")
-@click.option("--emulator", is_flag=True, help=f"Run against {EMULATOR_HINT}.")
-@_setting(
-    "--emulator-rate", "With --emulator: the emulator's CreateConfigurationSet limit (requests/s)."
-)
-@_setting("--emulator-burst", "With --emulator: its burst.")
-@_setting(
-    "--rate",
-    "Most requests/s per lane and operation (a lane is one service, account (profile or "
-    "role) and Region: each has its own limit); the engine adapts below it on 429s. "
-    "0 turns it off.",
-)
-@_setting("--burst", "Token bucket size.")
-@_setting("--concurrency", "Calls in flight.")
-@_setting("--max-attempts", "Attempts per row.")
-@_setting("--timeout", "Seconds per call.")
-@click.option(
+_DESTINATIONS_OPTION = click.option(
     "--event-destinations",
     type=click.Path(path_type=Path),
     default=None,
     help="A JSON array of event destinations (each as GetConfigurationSetEventDestinations "
     "returns one) for rows whose EventDestinations cell is empty.",
 )
+_DEBUG_OPTION = click.option("--debug", is_flag=True, help="Show tracebacks.")
+
+
+def _settings(options: dict[str, Any]) -> Settings:
+    """The command's ``Settings``; raises :class:`UsageError` for options that clash."""
+    if options["emulator"] and options["endpoint_url"]:
+        raise UsageError("--emulator and --endpoint-url cannot be used together")
+    return Settings(**options)
+
+
+@main.command("provision", short_help="Create a configuration set per row of INPUT.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@_LEDGER_OPTION
+@_target_options()
+@_DESTINATIONS_OPTION
 @click.option(
     "--dry-run", is_flag=True, help="Read, validate and plan against the ledger; send nothing."
 )
@@ -119,7 +158,7 @@ def main() -> None:
     "exit_code) as one JSON object on stdout, instead of the text summary. Progress and "
     "errors still go to stderr; the exit code is the same.",
 )
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@_DEBUG_OPTION
 def provision_command(input_path: Path, debug: bool, as_json: bool, **options: Any) -> None:
     """Create one configuration set per row of INPUT (CSV or Parquet).
 
@@ -131,10 +170,7 @@ def provision_command(input_path: Path, debug: bool, as_json: bool, **options: A
     """
     command = shlex.join(["bulk", *sys.argv[1:]])
     try:
-        if options["emulator"] and options["endpoint_url"]:
-            raise UsageError("--emulator and --endpoint-url cannot be used together")
-        settings = Settings(**options)
-        summary = _run(input_path, settings)
+        summary = _run(input_path, _settings(options))
     except BulkError as exc:
         if debug:
             traceback.print_exc()
@@ -202,6 +238,143 @@ async def _provision(input_path: Path, settings: Settings) -> Summary:
         )
         tg.cancel_scope.cancel()
     return summary
+
+
+@main.command("plan", short_help="Compare INPUT with live state; change nothing.")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@_LEDGER_OPTION
+@_target_options()
+@_DESTINATIONS_OPTION
+@click.option("--diff", is_flag=True, help="Read each live set the input names; show drift.")
+@click.option(
+    "--quota",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Configuration sets allowed per account and Region.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@_DEBUG_OPTION
+def plan_command(
+    input_path: Path, diff: bool, quota: int, as_json: bool, debug: bool, **options: Any
+) -> None:
+    """Say what `bulk provision INPUT` would do, from live state, without changing anything.
+
+    Per lane: the live names (one ListConfigurationSets call per 1,000 sets), then rows that
+    would be created, names already live, rows settled in the ledger, invalid rows, and
+    live + to-create against --quota. --diff also reads each live set the input names and
+    shows where its options differ. Exit codes: 0 · 1 rows invalid or a lane would run out
+    of quota · 2 usage or input-file error · 3 a lane could not be read.
+    """
+    from bulk.commands.plan import plan, plan_lines
+
+    def go() -> Any:
+        return anyio.run(lambda: plan(input_path, _settings(options), diff=diff, quota=quota))
+
+    result = _guarded(go, debug)
+    if as_json:
+        click.echo(json.dumps(result.as_record()))
+    else:
+        click.echo("\n".join(safe(line) for line in plan_lines(result)))
+    for lane in result.lanes:
+        if lane.live is None and lane.problem:
+            click.echo(f"bulk: error: {safe(lane.problem)}", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command("export", short_help="Write an account's configuration sets to OUTPUT.")
+@click.argument("output", metavar="OUTPUT", type=click.Path(path_type=Path))
+@_target_options(regions=True)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_DEBUG_OPTION
+def export_command(
+    output: Path,
+    regions: tuple[str, ...],
+    force: bool,
+    as_json: bool,
+    debug: bool,
+    **options: Any,
+) -> None:
+    """Write every configuration set of the Region(s) to OUTPUT (.csv or .parquet), in the
+    columns `bulk provision` reads: every field, tags, event destinations, tenants.
+
+    OUTPUT appears whole or not at all; an interrupted export, run again with the same
+    arguments, reads only the sets it lacks. Exit codes: 0 written · 1 some sets could not
+    be read (run again to resume) · 2 usage error · 3 a Region could not be read ·
+    130 interrupted.
+    """
+    from bulk.commands.export import ExportProgress, export, show_progress
+    from bulk.engine.stopping import RunControl
+
+    control = RunControl()
+
+    async def go() -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(control.handle_signals, None)
+
+            def on_start(progress: ExportProgress) -> None:
+                tg.start_soon(functools.partial(show_progress, progress, sys.stderr, interval=5))
+
+            try:
+                return await export(
+                    output,
+                    _settings(options),
+                    regions=regions,
+                    force=force,
+                    control=control,
+                    on_start=on_start,
+                )
+            finally:
+                tg.cancel_scope.cancel()
+
+    result = _guarded(lambda: anyio.run(go), debug)
+    if as_json:
+        click.echo(json.dumps(result.as_record()))
+    else:
+        click.echo(safe(_export_line(result)))
+    for note in result.notes:
+        click.echo(f"bulk: note: {safe(note)}", err=True)
+    for problem in result.problems.values():
+        click.echo(f"bulk: error: {safe(problem)}", err=True)
+    sys.exit(result.exit_code)
+
+
+def _export_line(result: Any) -> str:
+    """An export's summary line."""
+    read = f"{result.read} sets read ({result.resumed} by an earlier run)"
+    speed = f"{result.calls} calls, {result.throttled} 429s, {result.elapsed_s:.1f}s"
+    if result.rows is None:
+        why = "interrupted" if result.interrupted else "some sets could not be read"
+        return (
+            f"export: {read}; {result.output} not written ({why}): "
+            "run the same command again to read only the rest · " + speed
+        )
+    gone = f"; {result.gone} deleted while listed" if result.gone else ""
+    return f"export: {result.rows} sets written to {result.output}: {read}{gone} · {speed}"
+
+
+def _guarded(go: Callable[[], Any], debug: bool) -> Any:
+    """``go()``, a user's error turned into one line and its exit code."""
+    try:
+        try:
+            return go()
+        except BaseExceptionGroup as group:
+            leaf = sole_exception(group)
+            if leaf is group:
+                raise
+            raise leaf from None
+    except BulkError as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("bulk: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
 
 @main.command("emulate", short_help="Run a local Pinpoint Email / SES v2 emulator.")

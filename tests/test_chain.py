@@ -128,7 +128,7 @@ class TestOrder:
         }
         assert "ambiguous" not in record
         assert summary.counts["created"] == 1 and summary.exit_code == 0
-        assert summary.attempts == 7
+        assert summary.attempts == 8  # and the lane's listing of its live names
 
     @pytest.mark.parametrize(
         ("region", "partition"),
@@ -270,6 +270,31 @@ class TestSetExists:
 
         summary = await run_v2(path, targets)
 
+        # Listed live before the lane's first row: no call at all for its row.
+        assert targets.keys == [
+            "tenant:acme",
+            "t-1",
+            "destination:t-1/bounces",
+            "association:t-1/acme",
+        ]
+        assert targets.lanes[LANE].reads == ["list", "get:t-0"]  # the names, then its options
+        record = latest(path)["t-0"]
+        assert record["status"] == "exists" and record["listed"] is True
+        assert record["steps"] == {"set": "exists"}
+        assert (summary.counts["exists"], summary.counts["created"]) == (1, 1)
+        assert summary.exit_code == 0
+
+    async def test_a_set_made_after_the_listing_stops_its_chain_at_the_set(
+        self, tmp_path: Path, chains: Chains
+    ) -> None:
+        """A lane that could not list (or a set made by someone else since): the set's
+        AlreadyExists makes the row exists, and its chain stops there."""
+        path = names_file(tmp_path, 2)
+        plan_rows(chains, ["t-0", "t-1"], ["acme"], [destination("bounces")])
+        targets = ScriptedTargets({"list": [CallKind.AUTH]}, existing={"t-0"})
+
+        summary = await run_v2(path, targets)
+
         assert targets.keys == [
             "tenant:acme",
             "t-0",  # exists: nothing more for it, the set is not ours to change
@@ -278,9 +303,9 @@ class TestSetExists:
             "association:t-1/acme",
         ]
         record = latest(path)["t-0"]
-        assert record["status"] == "exists"
+        assert record["status"] == "exists" and "listed" not in record
         assert record["steps"] == {"tenants": {"acme": "created"}, "set": "exists"}
-        assert (summary.counts["exists"], summary.counts["created"]) == (1, 1)
+        assert summary.unlisted == {str(LANE): "AccessDeniedException: scripted auth"}
         assert summary.exit_code == 0
 
 
@@ -415,7 +440,7 @@ class TestResume:
         assert before.counts["failed"] == 1
         assert fixed.keys == [
             "tenant:acme",
-            "t-0",  # AlreadyExists: this ledger's own set
+            # no create of t-0: listed live, and this ledger's own set (failed, ambiguous)
             "destination:t-0/bounces",  # AlreadyExists: done already
             "destination:t-0/opens",
             "association:t-0/acme",
@@ -425,7 +450,7 @@ class TestResume:
         assert record["status"] == "created"
         assert record["steps"]["set"] == "created"
         assert record["steps"]["destinations"] == ["bounces", "opens"]
-        assert "earlier attempt" in record["message"]
+        assert "earlier attempt" in record["message"] and record["listed"] is True
         assert after.counts == {"created": 2, "exists": 0, "invalid": 0, "failed": 0}
         assert after.exit_code == 0
 
@@ -450,7 +475,7 @@ class TestResume:
         assert "association:t-1/acme" not in first.keys, "no call after the stop"
         assert resumed.keys == [
             "tenant:acme",
-            "t-1",
+            # no create of t-1: listed live, and ours (its record is failed, ambiguous)
             "destination:t-1/bounces",
             "association:t-1/acme",
             "t-2",
@@ -480,7 +505,7 @@ class TestResume:
         resumed = ScriptedTargets(existing=service)
         summary = await run_v2(path, resumed)
 
-        assert resumed.calls == ["t-0"] and "t-0" in service
+        assert resumed.calls == [] and "t-0" in service  # listed live: no second create
         record = latest(path)["t-0"]
         assert record["status"] == "created", "its own set, not one that existed"
         # The tenant: made by the killed run, which recorded nothing of it; found by this

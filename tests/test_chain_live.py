@@ -80,7 +80,9 @@ def test_sets_that_existed_before_the_run_are_left_untouched(
     latest = {r["name"]: r for r in latest_by_row(Path(f"{path}.ledger.jsonl")).values()}
     for name in PREEXISTING:
         assert latest[name]["status"] == "exists"
-        assert latest[name]["steps"] == {"tenants": {"acme": "created"}, "set": "exists"}
+        # Listed live before the run: no call made for its row, not even its tenant's.
+        assert latest[name]["steps"] == {"set": "exists"} and latest[name]["listed"] is True
+        assert set(latest[name]["drift"]) == {"TlsPolicy", "SendingEnabled", "tag:team"}
     assert {latest[n]["status"] for n in ("new-0", "new-1")} == {"created"}
     assert (
         "beyond the sets: 1 tenants, 2 event destinations, 2 tenant associations; "

@@ -96,8 +96,15 @@ class TestThroughTheEngine:
             assert all(r["status"] == "failed" and r["ambiguous"] is True for r in first)
 
             # A throttled resume: a 429 stores nothing, so such a failure is not ambiguous by
-            # itself; the earlier run's ambiguous attempt keeps the mark on it.
-            emu.configure(ambiguous_rate=0.0, rate=1, burst=1)
+            # itself; the earlier run's ambiguous attempt keeps the mark on it. The listing
+            # is throttled too (its one token goes to the pre-flight), so the lane cannot
+            # list, and each set is met by its create, as it would be without a listing.
+            emu.configure(
+                ambiguous_rate=0.0,
+                rate=1,
+                burst=1,
+                operation_limits={"ListConfigurationSets": (0.001, 1)},
+            )
             await run_engine(tenants.path, emulator_settings(emu, max_attempts=1))
             second = row_records(tenants.ledger)[len(first) :]
             throttled = [r for r in second if r["code"] == "TooManyRequestsException"]

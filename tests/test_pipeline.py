@@ -72,7 +72,8 @@ class ScriptedTarget:
     by a test's runs, like the service's state): then it answers ``EXISTS``, and every
     ``OK`` adds its name there. ``on_call(name)`` runs as each call goes out (a test stops
     the run from there); a call named in ``slow`` lets the event loop run that many times
-    before it answers, so that other rows move meanwhile.
+    before it answers, so that other rows move meanwhile. Reads (:meth:`_read`) answer
+    from ``existing`` and ``options`` (a set's live options, by name).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class ScriptedTarget:
         existing: set[str] | None = None,
         slow: Mapping[str, int] | None = None,
         account: str = ACCOUNT,
+        options: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.lane = lane
         self._script = script
@@ -100,8 +102,12 @@ class ScriptedTarget:
         self._tried: Counter[str] = Counter()
         self.preflights = 0
         self.account_asked = 0
+        self.reads: list[str] = []  # every read (list, get:NAME), in order
+        self._options: dict[str, dict[str, Any]] = dict(options or {})
 
     async def call(self, operation: str, request: Mapping[str, Any]) -> CallResult:
+        if operation in ("ListConfigurationSets", "GetConfigurationSet"):
+            return await self._read(operation, request)
         name = step_key(operation, request)
         if name in self._script:
             answers = self._script[name]
@@ -113,6 +119,8 @@ class ScriptedTarget:
         self._tried[name] += 1
         if kind is CallKind.OK and self._existing is not None:
             self._existing.add(name)
+            if operation == "CreateConfigurationSet":
+                self._options[name] = dict(request)
         if operation == "CreateConfigurationSet":
             self.calls.append(name)
         self.log.append((operation, dict(request)))
@@ -125,6 +133,25 @@ class ScriptedTarget:
         request_id = f"req-{len(self.log)}" if kind is not CallKind.UNSENT else None
         self.answered.append(name)
         return CallResult(kind, CODES[kind], f"scripted {kind.value}", request_id=request_id)
+
+    async def _read(self, operation: str, request: Mapping[str, Any]) -> CallResult:
+        """A read: ``list`` (every set of ``existing``, one page) or ``get:NAME`` (the set
+        as its create asked, or as ``options`` holds it); scripted by those names too."""
+        if operation == "ListConfigurationSets":
+            name = "list"
+            sets = sorted(n for n in self._existing or () if ":" not in n)
+            data: dict[str, Any] = {"ConfigurationSets": sets}
+        else:
+            name = f"get:{request['ConfigurationSetName']}"
+            data = self._options.get(request["ConfigurationSetName"], {})
+        answers = self._script.get(name, (CallKind.OK,))
+        kind = answers[min(self._tried[name], len(answers) - 1)]
+        self._tried[name] += 1
+        self.reads.append(name)
+        await anyio.lowlevel.checkpoint()
+        if kind is not CallKind.OK:
+            return CallResult(kind, CODES[kind], f"scripted {kind.value}")
+        return CallResult(kind, request_id=f"req-{name}", data=data)
 
     async def preflight(self) -> None:
         self.preflights += 1

@@ -12,7 +12,7 @@ from bulk.engine.summary import RunStats, Summary
 from bulk.engine.target import Targets
 from bulk.settings import Settings
 
-__all__ = ["provision"]
+__all__ = ["emulated", "provision"]
 
 
 async def provision(
@@ -39,7 +39,7 @@ async def provision(
     :class:`~bulk.engine.target.Targets`; a test's fake, say), and no emulator is started.
     """
     settings = settings or Settings()
-    async with _emulated(settings, needed=targets is None) as settings:
+    async with emulated(settings, needed=targets is None) as settings:
         engine = Engine(
             Path(input_path),
             settings,
@@ -52,7 +52,7 @@ async def provision(
 
 
 @asynccontextmanager
-async def _emulated(settings: Settings, *, needed: bool = True) -> AsyncIterator[Settings]:
+async def emulated(settings: Settings, *, needed: bool = True) -> AsyncIterator[Settings]:
     """With ``settings.emulator``, start the emulator on a free loopback port and target it.
 
     The emulator is imported only here: a run against AWS never loads it. A dry run sends

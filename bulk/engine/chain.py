@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from bulk.engine.live import LISTED, configuration_set_arn
 from bulk.engine.outcomes import judge, unsettled
 from bulk.engine.stopping import Halt
 from bulk.engine.target import CREATE, CallKind, CallResult
 from bulk.errors import TargetError
-from bulk.input.regions import partition_of
 from bulk.models import Lane, Outcome, Status
 
 if TYPE_CHECKING:
@@ -69,7 +69,6 @@ __all__ = [
     "CREATE_DESTINATION",
     "CREATE_TENANT",
     "Chain",
-    "configuration_set_arn",
 ]
 
 CREATE_TENANT = "CreateTenant"
@@ -78,12 +77,6 @@ ASSOCIATE = "CreateTenantResourceAssociation"
 
 # Answers after which a tenant's creation would fail again for any row: kept for the run.
 _DEFINITE = frozenset({CallKind.BAD_REQUEST, CallKind.NOT_FOUND, CallKind.QUOTA})
-
-
-def configuration_set_arn(region: str, account: str, name: str) -> str:
-    """The ARN of configuration set ``name``: ``arn:PARTITION:ses:REGION:ACCOUNT:
-    configuration-set/NAME``, the partition that of ``region`` (``aws-cn`` for ``cn-*``...)."""
-    return f"arn:{partition_of(region)}:ses:{region}:{account}:configuration-set/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +170,14 @@ class Chain:
         row's (annotated here)."""
         sender = self._sender
         try:
-            result = await calls.step(CREATE, calls.row.request, ambiguous=calls.prior_ambiguous)
+            if calls.listed:  # live, and made by an earlier attempt of ours: no call
+                calls.ambiguous = calls.prior_ambiguous
+                calls.step_attempts = 0
+                result = LISTED
+            else:
+                result = await calls.step(
+                    CREATE, calls.row.request, ambiguous=calls.prior_ambiguous
+                )
         except (Halt, TargetError) as exc:
             ended = sender.unanswered(calls, exc)
             if not isinstance(ended, CallResult):

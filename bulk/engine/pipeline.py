@@ -197,7 +197,7 @@ class Engine:
                 if self._on_start is not None:
                     self._on_start(stats)
                 intake = Intake(source.columns, validator, ledger.index, stats)
-                lanes = _LaneCounter(validator, routing)
+                lanes = LaneCounter(validator, routing)
                 expected = lanes.count(source.tallied) if routing else {}
                 stats.lane_totals = {str(lane): rows for lane, rows in expected.items()}
                 await self._pipeline(source.frames(), intake, lanes, expected, ledger, pool, stats)
@@ -240,31 +240,19 @@ class Engine:
 
     @asynccontextmanager
     async def _open_targets(self) -> AsyncIterator[Targets | None]:
-        """The run's targets (``None`` in a dry run), closed when the run ends."""
-        s = self.settings
-        targets = self._targets
-        if targets is None:
-            if s.dry_run:
-                yield None
-                return
-            targets = TargetPool(
-                ClientSettings(
-                    endpoint_url=s.endpoint_url,
-                    timeout=s.timeout,
-                    pool_size=max(s.concurrency, 10),
-                    static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
-                    # The embedded emulator answers STS too; else botocore's conventions.
-                    sts_endpoint_url=s.endpoint_url if s.emulator else None,
-                )
-            )
-        async with contextlib.aclosing(targets):
-            yield None if s.dry_run else targets
+        """The run's targets (``None`` in a dry run: none made, a given one closed unused)."""
+        dry_run = self.settings.dry_run
+        if dry_run and self._targets is None:
+            yield None
+            return
+        async with open_targets(self.settings, self._targets) as targets:
+            yield None if dry_run else targets
 
     async def _pipeline(
         self,
         frames: Iterator[pl.DataFrame],
         intake: Intake,
-        lanes: _LaneCounter,
+        lanes: LaneCounter,
         expected: dict[Lane, int],
         ledger: Ledger,
         pool: Targets | None,
@@ -347,7 +335,7 @@ class Engine:
         self,
         frames: Iterator[pl.DataFrame],
         intake: Intake,
-        lanes: _LaneCounter,
+        lanes: LaneCounter,
         scheduler: Scheduler,
         out_send: MemoryObjectSendStream[Outcome],
         stats: RunStats,
@@ -416,6 +404,28 @@ class Engine:
                     self._sender.record_rates(ledger)
 
 
+@asynccontextmanager
+async def open_targets(
+    settings: Settings, targets: Targets | None = None
+) -> AsyncIterator[Targets]:
+    """``targets``, or a :class:`~bulk.engine.target.TargetPool` of aiobotocore clients built
+    from ``settings``; closed on the way out either way."""
+    s = settings
+    if targets is None:
+        targets = TargetPool(
+            ClientSettings(
+                endpoint_url=s.endpoint_url,
+                timeout=s.timeout,
+                pool_size=max(s.concurrency, 10),
+                static_credentials=EMULATOR_CREDENTIALS if s.emulator else None,
+                # The embedded emulator answers STS too; else botocore's conventions.
+                sts_endpoint_url=s.endpoint_url if s.emulator else None,
+            )
+        )
+    async with contextlib.aclosing(targets):
+        yield targets
+
+
 def _note_lane_skips(stats: RunStats, batch: Batch, read: Mapping[Lane, int]) -> None:
     """Per lane, the rows of ``batch`` that earlier runs settled: those read and not decided
     now (a restated record is such a row, said again)."""
@@ -442,7 +452,7 @@ async def _take(stream: MemoryObjectReceiveStream[_T]) -> _T:
         return await stream.receive()
 
 
-class _LaneCounter:
+class LaneCounter:
     """Rows per lane, from rows per combination of the routing cells (Region, Profile,
     RoleArn)."""
 

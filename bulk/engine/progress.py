@@ -355,6 +355,18 @@ def render_summary(summary: Summary, *, command: str) -> str:
         )
         if rates and len(summary.lanes) < 2:  # with more, the lanes' table says each
             lines.append(f"rate: {rates}")
+        if summary.live_sets:
+            live = sum(summary.live_sets.values())
+            lines.append(
+                f"live before the run: {live} sets in {len(summary.live_sets)} "
+                f"lane{'s' if len(summary.live_sets) != 1 else ''}; {summary.listed} rows "
+                "found among them without a create call"
+            )
+        for lane, why in summary.unlisted.items():
+            lines.append(
+                f"note: {lane} could not list its live sets ({why}); each live name cost a "
+                "create call, and is counted exists on the service's AlreadyExists"
+            )
         if summary.steps:
             lines.append(_steps_line(summary.steps))
     if len(summary.lanes) > 1:
@@ -364,6 +376,13 @@ def render_summary(summary: Summary, *, command: str) -> str:
         lines.append(
             f"drift: {summary.drift} rows already created differ from the input "
             f"(e.g. {examples}); they were not re-sent"
+        )
+    if summary.live_drift:
+        examples = "; ".join(safe(e) for e in summary.live_drift_examples)
+        more = " …" if summary.live_drift > len(summary.live_drift_examples) else ""
+        lines.append(
+            f"drift: {summary.live_drift} existing sets differ from the input "
+            f"({examples}{more}); left as they are, see the ledger's drift field"
         )
     for lane in summary.quota_stops:
         lines.append(

@@ -7,6 +7,10 @@ Invariants (see also :mod:`bulk.engine.pipeline`):
   none, so it never holds up another lane;
 - a lane whose calls cannot succeed (credentials, permissions, an endpoint that does not
   answer) stops alone: its rows stay pending and the other lanes go on;
+- before a lane's first row, the lane lists its live names (:mod:`bulk.engine.live`): a row
+  whose name is live is ``exists`` without a create call (``created`` when an earlier
+  attempt of ours may have made it), and the live set's options are read and compared with
+  the row (drift); so a set that was live before the run is never recorded ``created``;
 - before a row's first call whose outcome the ledger does not hold (no earlier attempt
   may have created it), its intent line is in the ledger; a row whose intent was written
   ends the run recorded (``failed`` when no answer settled it), so that an intent with no
@@ -16,6 +20,7 @@ Invariants (see also :mod:`bulk.engine.pipeline`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import anyio
@@ -26,6 +31,7 @@ from bulk.engine.http import LEAVING
 from bulk.engine.intake import Send
 from bulk.engine.lanes import LaneQueue
 from bulk.engine.limiter import AdaptiveLimiter, WireWatch
+from bulk.engine.live import LISTED, list_names, read_set
 from bulk.engine.outcomes import judge, unsettled
 from bulk.engine.retry import RetryPolicy
 from bulk.engine.stopping import Halt, LaneState, RunControl
@@ -35,10 +41,11 @@ from bulk.errors import TargetError
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.models import Lane, Outcome, Row
+from bulk.live.drift import drift
+from bulk.models import Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
-__all__ = ["RowCalls", "Sender", "put"]
+__all__ = ["LaneCalls", "RowCalls", "Sender", "put"]
 
 _T = TypeVar("_T")
 
@@ -137,11 +144,15 @@ class Sender:
         """
         under_way = anyio.Semaphore(self._settings.concurrency)
         lane = self.lane(queue.lane)
+        listed = False
         async with out_send, anyio.create_task_group() as tg:
             while True:
                 item = await queue.get()
                 if item is None or self.control.stopping.is_set() or pool is None:
                     return
+                if not listed:  # before the lane's first row
+                    listed = True
+                    await self._list_live(lane, pool)
                 if lane.failed is not None:
                     continue  # the lane stopped: its rows stay pending (the reader goes on)
                 await _acquire(under_way)
@@ -181,18 +192,83 @@ class Sender:
         calls = RowCalls(self, row, lane, target, carries_ambiguity(item.prior))
         # The row's task (its own context): each call it makes tells its limiter as it leaves.
         LEAVING.set(calls.on_wire)
+        live = lane.live
+        if live is not None and row.name in live:
+            calls.listed = True
+            if not calls.prior_ambiguous:  # not ours: nothing is made, nothing changed
+                outcome = self.verdict(calls, LISTED, quota=False)
+                assert outcome is not None  # exists
+                extra: dict[str, Any] = {"listed": True}
+                if row.tenants or row.destinations:
+                    extra["steps"] = {"set": "exists"}
+                outcome = replace(outcome, message=LISTED.message, extra=extra)
+                return await self._with_drift(calls, outcome)
         if row.tenants or row.destinations:
-            return await self._chain.send(calls)
+            outcome = await self._chain.send(calls)
+        elif calls.listed:  # made by an earlier attempt of ours
+            outcome = self.verdict(calls, LISTED, quota=False)
+        else:
+            try:
+                result = await self._policy.run(
+                    calls.attempt, should_stop=calls.should_stop, sleep=calls.backoff
+                )
+            except (Halt, TargetError) as exc:
+                ended = self.unanswered(calls, exc)
+                if not isinstance(ended, CallResult):
+                    return ended
+                result = ended
+            outcome = self.verdict(calls, result, quota=True)
+        if outcome is None:
+            return None
+        if calls.listed:
+            outcome = replace(outcome, extra={**outcome.extra, "listed": True})
+        if outcome.status is Status.EXISTS:
+            return await self._with_drift(calls, outcome)
+        return outcome
+
+    async def _list_live(self, lane: LaneState, pool: Targets) -> None:
+        """Learn the names live in ``lane`` (see :mod:`bulk.engine.live`); a lane that cannot
+        list sends as if it had none, noting why once."""
         try:
-            result = await self._policy.run(
-                calls.attempt, should_stop=calls.should_stop, sleep=calls.backoff
-            )
-        except (Halt, TargetError) as exc:
-            ended = self.unanswered(calls, exc)
-            if not isinstance(ended, CallResult):
-                return ended
-            result = ended
-        return self.verdict(calls, result, quota=True)
+            target = await pool.get(lane.lane)
+            calls = LaneCalls(self, lane, target)
+            LEAVING.set(calls.on_wire)
+            names, why = await list_names(calls)
+        except TargetError as exc:
+            self.fail_lane(lane, exc)
+            return
+        except Halt:
+            return
+        finally:
+            LEAVING.set(None)
+        lane.live = names
+        if names is None:
+            self._stats.note_unlisted(lane.name, why)
+        else:
+            self._stats.note_listed(lane.name, len(names))
+
+    async def _with_drift(self, calls: RowCalls, outcome: Outcome | None) -> Outcome | None:
+        """``outcome`` (a row whose set existed before the run) with how the live set differs
+        from the row, read through the lane's limiter: ``drift`` (column → live and input
+        cells), or ``drift_unread`` saying why it could not be read. A stop leaves it as is."""
+        if outcome is None:
+            return None
+        row = calls.row
+        try:
+            live = await read_set(calls, row.name, tags="Tags" in row.request)
+        except Halt:
+            return outcome
+        except TargetError as exc:
+            self.fail_lane(calls.lane, exc)
+            return outcome
+        extra = dict(outcome.extra)
+        if live.options is not None:
+            found = drift(row.lane.service, row.request, live.options, live.tags)
+            if found:
+                extra["drift"] = {d.column: {"live": d.live, "input": d.input} for d in found}
+        if live.problem:
+            extra["drift_unread"] = live.problem
+        return replace(outcome, attempts=calls.attempts, extra=extra)
 
     def unanswered(self, calls: RowCalls, error: Halt | TargetError) -> CallResult | Outcome | None:
         """What a step that ended without an answer settling it leaves of its row.
@@ -239,16 +315,14 @@ class Sender:
         return verdict.outcome
 
 
-class RowCalls:
-    """One row's calls, step after step: each attempt through its lane's limiter for the
-    step's operation, then one of the run's call slots, with its intent line first.
+class LaneCalls:
+    """Calls of one lane, step after step: each attempt through the lane's limiter for the
+    step's operation, then one of the run's call slots, retried by the run's policy.
 
-    Per row: ``attempts`` (every call), ``intended`` (its intent line is written) and
-    ``prior_ambiguous`` (an earlier run's attempt may have created its set, so the ledger
-    already says so and no intent line is needed). Per step (:meth:`step` resets them):
-    ``operation``, ``request``, ``step_attempts``, ``last`` (the last answer), and
-    ``ambiguous``, true once an attempt at the step may have gone through. Made for each
-    row, it starts as the set's step: the one step of most rows.
+    Per step (:meth:`step` resets them): ``operation``, ``request``, ``step_attempts``,
+    ``last`` (the last answer), and ``ambiguous``, true once an attempt at the step may have
+    gone through; ``attempts`` counts every call. Used as it is for calls that change
+    nothing (lists, reads: :mod:`bulk.engine.live`); a row's calls are :class:`RowCalls`.
     """
 
     __slots__ = (
@@ -257,36 +331,26 @@ class RowCalls:
         "_sender",
         "ambiguous",
         "attempts",
-        "intended",
         "lane",
         "last",
         "limiter",
         "operation",
-        "prior_ambiguous",
         "request",
-        "row",
         "step_attempts",
         "target",
     )
 
-    def __init__(
-        self, sender: Sender, row: Row, lane: LaneState, target: Target, prior_ambiguous: bool
-    ) -> None:
+    def __init__(self, sender: Sender, lane: LaneState, target: Target) -> None:
         self._sender = sender
-        self.row = row
         self.lane = lane
         self.target = target
-        self.prior_ambiguous = prior_ambiguous
-        # The intent line is due before the row's first call, unless the ledger already
-        # reads the row as ambiguous (it would add nothing) or no ledger takes intents.
-        self._intent_due = not prior_ambiguous and sender._intend is not None
-        self.intended = False
+        self._intent_due = False
         self._holding = False
         self.attempts = 0
         self.operation = CREATE
-        self.request: Mapping[str, Any] = row.request
+        self.request: Mapping[str, Any] = {}
         self.limiter = lane.limiter(CREATE)
-        self.ambiguous = prior_ambiguous
+        self.ambiguous = False
         self.step_attempts = 0
         self.last: CallResult | None = None
 
@@ -322,12 +386,10 @@ class RowCalls:
             await _acquire(slots)
             if self._intent_due:
                 try:
-                    sender._intend((self.row,))  # type: ignore[misc]  # due only with a ledger
+                    self._intend()
                 except BaseException:
                     slots.release()
                     raise
-                self._intent_due = False
-                self.intended = True
             stats = sender._stats
             stats.in_flight += 1
             try:
@@ -349,6 +411,10 @@ class RowCalls:
         self.last = result
         return result
 
+    def _intend(self) -> None:
+        """Write the intent line before the first call (a row's calls only)."""
+        raise AssertionError("calls that change nothing have no intent line")
+
     def on_wire(self) -> None:
         """The step's call is leaving now (see :data:`~bulk.engine.http.LEAVING`)."""
         if self._holding:
@@ -356,13 +422,45 @@ class RowCalls:
             self.limiter.on_wire()
 
     def should_stop(self) -> bool:
-        """No retry once the run or the row's lane is stopping."""
+        """No retry once the run or the lane is stopping."""
         return self._sender.control.stopping.is_set() or self.lane.stopped
 
     async def backoff(self, seconds: float) -> None:
         """A retry's wait, cut short by a stop."""
         sender = self._sender
         await sender.control.backoff(seconds, sender._retry_sleep)
+
+
+class RowCalls(LaneCalls):
+    """One row's calls (see :class:`LaneCalls`), with its intent line before the first.
+
+    Per row: ``intended`` (its intent line is written) and ``prior_ambiguous`` (an earlier
+    run's attempt may have created its set, so the ledger already says so and no intent line
+    is needed). Made for each row, it starts as the set's step: the one step of most rows.
+    ``listed``: the lane's listing found the row's set live (its create is answered by
+    :data:`~bulk.engine.live.LISTED`, without a call).
+    """
+
+    __slots__ = ("intended", "listed", "prior_ambiguous", "row")
+
+    def __init__(
+        self, sender: Sender, row: Row, lane: LaneState, target: Target, prior_ambiguous: bool
+    ) -> None:
+        super().__init__(sender, lane, target)
+        self.row = row
+        self.prior_ambiguous = prior_ambiguous
+        # The intent line is due before the row's first call, unless the ledger already
+        # reads the row as ambiguous (it would add nothing) or no ledger takes intents.
+        self._intent_due = not prior_ambiguous and sender._intend is not None
+        self.intended = False
+        self.request = row.request
+        self.ambiguous = prior_ambiguous
+        self.listed = False
+
+    def _intend(self) -> None:
+        self._sender._intend((self.row,))  # type: ignore[misc]  # due only with a ledger
+        self._intent_due = False
+        self.intended = True
 
 
 async def _acquire(slots: anyio.Semaphore | anyio.CapacityLimiter) -> None:

@@ -33,12 +33,13 @@ class Halt(Exception):
 class LaneState:
     """A lane's live state: a limiter per operation, and whether the lane stopped.
 
-    A lane stops when its quota of sets is used up (``quota_stopped``) or when its calls
-    cannot succeed (``failed``: why; credentials, permissions, an endpoint that does not
-    answer); other lanes go on. ``new_limiter`` makes the limiter of an operation the lane
-    has not called yet (SES does not say whether operations share a bucket: one adaptive
-    limiter each copes with both). ``waiting`` holds the cancel scopes of the calls waiting
-    for a token: a stop cancels them, so that no call leaves the lane after it.
+        A lane stops when its quota of sets is used up (``quota_stopped``) or when its calls
+        cannot succeed (``failed``: why; credentials, permissions, an endpoint that does not
+        answer); other lanes go on. ``new_limiter`` makes the limiter of an operation the lane
+        has not called yet (SES does not say whether operations share a bucket: one adaptive
+        limiter each copes with both). ``live``: the names of the sets live in the lane before its
+    first row was sent (None: not known). ``waiting`` holds the cancel scopes of the calls waiting
+        for a token: a stop cancels them, so that no call leaves the lane after it.
     """
 
     lane: Lane
@@ -47,6 +48,7 @@ class LaneState:
     quota_stopped: bool = False
     failed: str | None = None
     waiting: set[anyio.CancelScope] = field(default_factory=set)
+    live: frozenset[str] | None = None
     name: str = field(init=False)  # str(lane), made once: records and counters use it per call
 
     def __post_init__(self) -> None:

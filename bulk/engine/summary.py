@@ -55,6 +55,13 @@ class RunStats:
     recorded: Counter[str] = field(default_factory=Counter)
     drift: int = 0
     drift_examples: list[str] = field(default_factory=list)
+    # Live state (see note_listed): sets live per lane at its start, rows answered from that
+    # listing without a create call, existing sets whose options differ from their rows.
+    live_sets: dict[str, int] = field(default_factory=dict)
+    unlisted: dict[str, str] = field(default_factory=dict)  # lane -> why it could not list
+    listed: int = 0
+    live_drift: int = 0
+    live_drift_examples: list[str] = field(default_factory=list)
     attempts: int = 0
     retries: int = 0
     throttled: int = 0
@@ -119,6 +126,14 @@ class RunStats:
         if len(self.drift_examples) < _DRIFT_EXAMPLES:
             self.drift_examples.append(f"{name} (row {number})")
 
+    def note_listed(self, lane: str, sets: int) -> None:
+        """``lane`` listed its live names before its first row: ``sets`` of them."""
+        self.live_sets[lane] = sets
+
+    def note_unlisted(self, lane: str, why: str) -> None:
+        """``lane`` could not list its live names: ``why`` (it sends as it did before)."""
+        self.unlisted[lane] = why
+
     def note_attempt(self, result: CallResult, *, retry: bool, lane: str | None = None) -> None:
         """One call attempt; ``lane`` (optional) lets the summary count 429s per lane."""
         self.attempts += 1
@@ -146,9 +161,21 @@ class RunStats:
         if counts is None:
             counts = self.lane_recorded[lane] = Counter()
         counts[status] += 1
-        steps = outcome.extra.get("steps") if outcome.extra else None
-        if steps:
-            self.note_steps(lane, steps)
+        extra = outcome.extra
+        if extra:
+            steps = extra.get("steps")
+            if steps:
+                self.note_steps(lane, steps)
+            self.listed += bool(extra.get("listed"))
+            drift = extra.get("drift")
+            if drift:
+                self.live_drift += 1
+                if len(self.live_drift_examples) < _DRIFT_EXAMPLES:
+                    fields = ", ".join(
+                        f"{column} {_cell(said['live'])} → {_cell(said['input'])}"
+                        for column, said in drift.items()
+                    )
+                    self.live_drift_examples.append(f"{outcome.name} ({fields})")
 
     def note_steps(self, lane: str, steps: Mapping[str, Any]) -> None:
         """A record's steps beyond its set (see :mod:`bulk.engine.chain`): each tenant once
@@ -269,6 +296,11 @@ class RunStats:
             pending=pending,
             drift=self.drift,
             drift_examples=tuple(self.drift_examples),
+            live_sets=dict(self.live_sets),
+            unlisted=dict(self.unlisted),
+            listed=self.listed,
+            live_drift=self.live_drift,
+            live_drift_examples=tuple(self.live_drift_examples),
             elapsed_s=round(elapsed, 3),
             throughput=round(sent / elapsed, 2) if elapsed > 0 else 0.0,
             attempts=self.attempts,
@@ -394,6 +426,11 @@ class Summary:
     ``destinations``, ``associations``; empty when none has tenants or destinations).
     ``steps``: in a run, what its records say was done beyond the sets (see
     :meth:`RunStats.note_steps`; empty when no row has tenants or destinations).
+    ``live_sets``: per lane, the sets live when it started (lanes that listed them), and
+    ``unlisted``: lanes that could not list them, and why; ``listed``: rows answered from
+    that listing, without a create call; ``live_drift``: rows whose set existed before the
+    run with options other than the row's (a few ``live_drift_examples``, each naming the
+    set and the columns that differ).
     """
 
     ledger: str
@@ -422,6 +459,11 @@ class Summary:
     steps: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     lanes: tuple[LaneSummary, ...] = ()
+    live_sets: dict[str, int] = field(default_factory=dict)
+    unlisted: dict[str, str] = field(default_factory=dict)
+    listed: int = 0
+    live_drift: int = 0
+    live_drift_examples: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -442,6 +484,11 @@ class Summary:
         data = asdict(self)
         data["exit_code"] = self.exit_code
         return data
+
+
+def _cell(value: str | None) -> str:
+    """A drift's cell as a line shows it (``not set`` for none)."""
+    return "not set" if value is None else repr(value)
 
 
 def _percentile(values: array.array[float], q: float) -> float | None:
