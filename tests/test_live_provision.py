@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bulk.emulator import Emulator, Kind
+from bulk.emulator import Emulator, EmulatorConfig, Kind
 from bulk.emulator import operations as emulator_operations
 from bulk.emulator.protocol import ServiceError
 
@@ -67,7 +67,7 @@ def test_live_names_cost_no_create_call_and_drift_is_recorded(tmp_path: Path, ac
     assert result.exit_code == 0, result.output
     made = {op: n - before.get(op, 0) for op, n in calls(emu).items()}
     assert made["CreateConfigurationSet"] == 2, made  # new-0 and new-1 only
-    assert made["ListConfigurationSets"] == 2  # the pre-flight, then the lane's one page
+    assert made["ListConfigurationSets"] == 1  # the pre-flight's page is the lane's listing
     assert made["GetConfigurationSet"] == 2  # each live set read once, for drift
     latest = by_name(path)
     assert {n: r["status"] for n, r in latest.items()} == {
@@ -152,19 +152,24 @@ def test_a_live_name_after_our_own_intent_is_created_and_its_chain_goes_on(
 
 
 def test_pages_of_live_names(tmp_path: Path, threaded_emulator: ThreadedEmulator) -> None:
-    """1,500 live sets: two ListConfigurationSets pages, and every live row found."""
-    with threaded_emulator() as emu:
+    """1,500 live sets: two ListConfigurationSets pages, the first the pre-flight's, and
+    every live row found. The listing is paced at 2/s with a bucket of one, as the server
+    allows: the second page keeps its distance from the pre-flight's (no 429)."""
+    config = EmulatorConfig(rate=0.0, operation_limits={"ListConfigurationSets": (2.0, 1)})
+    with threaded_emulator(config) as emu:
         for i in range(1500):
             emu.state.create(SCOPE, f"live-{i:04d}", {}, max_sets=None)
         rows = [{"ConfigurationSetName": f"live-{i:04d}"} for i in range(0, 1500, 100)]
         rows.append({"ConfigurationSetName": "fresh"})
         path = write_csv(tmp_path / "t.csv", rows)
 
-        result = cli("provision", path, "--endpoint-url", emu.url, "--json")
+        result = cli("provision", path, "--endpoint-url", emu.url, "--json", "--rate", "2")
 
         assert result.exit_code == 0, result.output
+        scope = emu.stats()["by_scope"][ACCOUNT]
+        assert scope["throttled"].get("ListConfigurationSets", 0) == 0
         made = calls(emu)
-        assert made["ListConfigurationSets"] == 1 + 2  # pre-flight, then two pages
+        assert made["ListConfigurationSets"] == 2  # the pre-flight's page, then the second
         assert made["CreateConfigurationSet"] == 1
         summary = json.loads(result.stdout)
         assert summary["listed"] == 15 and summary["counts"]["exists"] == 15
@@ -173,14 +178,12 @@ def test_pages_of_live_names(tmp_path: Path, threaded_emulator: ThreadedEmulator
 def test_a_lane_that_cannot_list_sends_as_before(
     tmp_path: Path, acme: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A policy that allows the create but not the listing: a note, and the live name is
-    found by its create's AlreadyExists, as before listing existed."""
+    """A policy that allows the create but not the listing: the pre-flight takes the
+    AccessDenied as proof enough, the summary says the lane could not list, and the live
+    name is found by its create's AlreadyExists, as before listing existed."""
     emu, _ = acme
-    original = emulator_operations.HANDLERS["ListConfigurationSets"]
 
     def denied(call: Any) -> dict[str, Any]:
-        if call.params.get("PageSize") == 1:  # the pre-flight's probe
-            return original(call)
         raise ServiceError(403, "AccessDeniedException", "not allowed to list")
 
     monkeypatch.setitem(emulator_operations.HANDLERS, "ListConfigurationSets", denied)

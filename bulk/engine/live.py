@@ -60,22 +60,39 @@ def configuration_set_arn(region: str, account: str, name: str) -> str:
 async def list_names(calls: LaneCalls) -> tuple[frozenset[str] | None, str]:
     """Every configuration set's name in ``calls``' lane, or ``None`` and why not.
 
-    Raises :class:`~bulk.engine.stopping.Halt` when the run or the lane stops, and
-    :class:`~bulk.errors.TargetError` when the lane's credentials fail.
+    The first page is the lane's pre-flight answer when its target kept one (a
+    :class:`~bulk.engine.target.ServiceTarget` does): a lane of up to 1,000 sets then lists
+    them without a call of its own. Raises :class:`~bulk.engine.stopping.Halt` when the run
+    or the lane stops, and :class:`~bulk.errors.TargetError` when the lane's credentials fail.
     """
     names: set[str] = set()
     token: str | None = None
+    # Taken once: a later listing of the lane (there is none today) would read afresh.
+    result: CallResult | None = getattr(calls.target, "first_page", None)
+    if result is not None:
+        calls.target.first_page = None  # type: ignore[attr-defined]  # ServiceTarget's
     while True:
-        request: dict[str, Any] = {"PageSize": PAGE_SIZE}
-        if token:
-            request["NextToken"] = token
-        result = await calls.step(LIST_SETS, request, ambiguous=False)
+        if result is None:
+            request: dict[str, Any] = {"PageSize": PAGE_SIZE}
+            if token:
+                request["NextToken"] = token
+            result = await calls.step(LIST_SETS, request, ambiguous=False)
+        elif token is None and result.data.get("NextToken"):
+            await _charge(calls, LIST_SETS)  # the pre-flight's call, made outside the limiter
         if result.kind is not CallKind.OK:
             return None, _said(result)
         names.update(result.data.get("ConfigurationSets") or ())
         token = result.data.get("NextToken")
         if not token:
             return frozenset(names), ""
+        result = None
+
+
+async def _charge(calls: LaneCalls, operation: str) -> None:
+    """Take a token of the lane's ``operation`` for a call made outside its limiter (the
+    pre-flight), so that the next call keeps its distance from it."""
+    await calls.control.acquire(calls.lane, operation)
+    calls.lane.limiter(operation).on_wire()
 
 
 @dataclass(frozen=True)

@@ -354,6 +354,11 @@ class LaneCalls:
         self.step_attempts = 0
         self.last: CallResult | None = None
 
+    @property
+    def control(self) -> RunControl:
+        """The run's stop flags and waits."""
+        return self._sender.control
+
     async def step(
         self, operation: str, request: Mapping[str, Any], *, ambiguous: bool
     ) -> CallResult:

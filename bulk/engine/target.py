@@ -58,8 +58,10 @@ __all__ = [
 ]
 
 CREATE = "CreateConfigurationSet"
-# The pre-flight's read: cheap, and in every implementation of both APIs.
+# The pre-flight's read: cheap, and in every implementation of both APIs. Its page is the
+# lane's first page of names (bulk.engine.live), so it asks for a whole one.
 _PROBE = "ListConfigurationSets"
+_PROBE_PAGE = 1000
 
 
 class Target(Protocol):
@@ -137,6 +139,9 @@ class ServiceTarget:
         self._sts = sts
         self._account: str | None = None
         self._account_lock = anyio.Lock()
+        # The pre-flight's answer, when it was a page of names: the lane's listing starts
+        # there instead of asking for the same page again (see bulk.engine.live).
+        self.first_page: CallResult | None = None
 
     def _operation(self, name: str) -> _Operation:
         """``name``'s method and output members, read from the client's model once."""
@@ -183,12 +188,15 @@ class ServiceTarget:
     async def preflight(self) -> None:
         """Prove credentials and endpoint with a cheap read; raise :class:`TargetError` if not.
 
-        ``ListConfigurationSets`` with ``PageSize=1`` exists in every implementation of both
-        APIs. An ``AccessDenied`` answer still proves the credentials and the endpoint: a
-        least-privilege policy may allow only the create; so does a 429.
+        ``ListConfigurationSets`` exists in every implementation of both APIs; its first
+        page is kept (:attr:`first_page`) for the lane's listing. An ``AccessDenied`` answer
+        still proves the credentials and the endpoint: a least-privilege policy may allow
+        only the create; so does a 429.
         """
-        result = await self.call(_PROBE, {"PageSize": 1})
+        result = await self.call(_PROBE, {"PageSize": _PROBE_PAGE})
         kind = result.kind
+        if kind is CallKind.OK:
+            self.first_page = result
         what = f"{result.code}: {result.message}"
         if kind in (CallKind.OK, CallKind.THROTTLED):
             return
