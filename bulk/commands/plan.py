@@ -48,6 +48,7 @@ __all__ = ["DEFAULT_QUOTA", "LanePlan", "Plan", "RowDrift", "plan"]
 
 DEFAULT_QUOTA = 10_000  # configuration sets per account and Region (SES, not adjustable)
 _SETTLED = (Status.CREATED.value, Status.EXISTS.value)
+_INVALID_SHOWN = 10  # invalid rows a plan names (the ledger of a provision names them all)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class LanePlan:
 class Plan:
     """What a provision of the input would do: ``totals`` (``create``, ``exists``,
     ``settled``, ``invalid``, ``drift``), each lane's part, and the rows whose live set
-    differs (``diffed``: whether live sets were read at all)."""
+    differs (``diffed``: whether live sets were read at all). ``invalid_examples``: the
+    first few rows found invalid, each with why."""
 
     input: str
     ledger: str
@@ -105,6 +107,7 @@ class Plan:
     diffed: bool = False
     calls: int = 0
     notes: tuple[str, ...] = ()
+    invalid_examples: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -168,6 +171,7 @@ class _Planner:
         self.quota = quota
         self.lanes: dict[Lane, _Lane] = {}
         self.totals: Counter[str] = Counter()
+        self.invalid: list[str] = []
 
     async def run(self) -> Plan:
         s = self.settings
@@ -248,6 +252,9 @@ class _Planner:
                     decided[item.lane] += 1
                     self._state(item.lane).counts["invalid"] += 1
                     self.totals["invalid"] += 1
+                    if len(self.invalid) < _INVALID_SHOWN:
+                        said = f"{item.code}: {item.message}" if item.code else item.message
+                        self.invalid.append(f"row {item.row} {item.name!r}: {said}")
                     continue
                 decided[item.row.lane] += 1
                 self._decide(item)
@@ -342,6 +349,7 @@ class _Planner:
             diffed=self.diff,
             calls=stats.attempts,
             notes=tuple(notes),
+            invalid_examples=tuple(self.invalid),
         )
 
     def _rate(self, sender: Sender, lane: Lane) -> float | None:
@@ -410,6 +418,12 @@ def plan_lines(plan: Plan) -> list[str]:
                 "(LimitExceeded)"
             )
     lines.extend(f"problem: {line}" for line in _lane_problem_lines(plan))
+    lines.extend(f"invalid: {line}" for line in plan.invalid_examples)
+    if plan.totals["invalid"] > len(plan.invalid_examples):
+        more = plan.totals["invalid"] - len(plan.invalid_examples)
+        lines.append(
+            f"invalid: … {more} more (earlier runs' ledger, or bulk provision, names each)"
+        )
     for drifted in plan.drift[:20]:
         fields = ", ".join(
             f"{column} {_shown(said['live'])} → {_shown(said['input'])}"
