@@ -342,7 +342,7 @@ def export_command(
 
 def _export_line(result: Any) -> str:
     """An export's summary line."""
-    read = f"{result.read} sets read ({result.resumed} by an earlier run)"
+    read = f"{result.read} sets read now, {result.resumed} by an earlier run"
     speed = f"{result.calls} calls, {result.throttled} 429s, {result.elapsed_s:.1f}s"
     if result.rows is None:
         why = "interrupted" if result.interrupted else "some sets could not be read"

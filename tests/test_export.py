@@ -230,3 +230,33 @@ def test_an_endpoint_that_does_not_answer_is_exit_3(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert "endpoint unreachable" in result.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_ctrl_c_keeps_what_was_read_and_exits_130(
+    tmp_path: Path, threaded_emulator: ThreadedEmulator, boto3_client: Callable[..., Any]
+) -> None:
+    out = tmp_path / "o.csv"
+    partial = tmp_path / "o.csv.partial.jsonl"
+    with threaded_emulator() as emu:
+        client = boto3_client(emu, "pinpoint-email")
+        for i in range(40):
+            client.create_configuration_set(ConfigurationSetName=f"s-{i:02d}")
+        args = ("export", out, "--endpoint-url", emu.url, "--rate", "10")
+        with running_bulk(*args, cwd=tmp_path) as proc:
+            deadline = time.monotonic() + 60
+            while not (partial.exists() and len(partial.read_text().splitlines()) > 5):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            stdout, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 130
+        assert "not written (interrupted)" in stdout and not out.exists()
+        kept = len(partial.read_text().splitlines()) - 1
+        reads = admitted(emu, "GetConfigurationSet")
+
+        again = cli("export", out, "--endpoint-url", emu.url, "--rate", "0")
+
+        assert again.exit_code == 0, again.output
+        assert f"{40 - kept} sets read now, {kept} by an earlier run" in again.stdout
+        assert admitted(emu, "GetConfigurationSet") - reads == 40 - kept
+    assert read(out).height == 40
