@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bulk.emulator import EmulatorConfig
+from bulk.emulator import operations as emulator_operations
+from bulk.emulator.protocol import ServiceError
 from bulk.ledger.records import Prior
 from bulk.ledger.rules import Action, carries_ambiguity, decide
 from bulk.models import Status
@@ -83,7 +85,7 @@ class TestCarriesAmbiguity:
 
 class TestThroughTheEngine:
     async def test_an_ambiguous_attempt_stays_ambiguous_until_its_set_is_found_created(
-        self, tmp_path: Path, emulator_factory: Any
+        self, tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         tenants = tenants_file(tmp_path / "t.csv", 40)
         # Each create is stored, then answered with a 500: with one attempt each, every row
@@ -96,15 +98,10 @@ class TestThroughTheEngine:
             assert all(r["status"] == "failed" and r["ambiguous"] is True for r in first)
 
             # A throttled resume: a 429 stores nothing, so such a failure is not ambiguous by
-            # itself; the earlier run's ambiguous attempt keeps the mark on it. The listing
-            # is throttled too (its one token goes to the pre-flight), so the lane cannot
-            # list, and each set is met by its create, as it would be without a listing.
-            emu.configure(
-                ambiguous_rate=0.0,
-                rate=1,
-                burst=1,
-                operation_limits={"ListConfigurationSets": (0.001, 1)},
-            )
+            # itself; the earlier run's ambiguous attempt keeps the mark on it. The lane may
+            # not list its sets, so each is met by its create, as without a listing.
+            monkeypatch.setitem(emulator_operations.HANDLERS, "ListConfigurationSets", _denied)
+            emu.configure(ambiguous_rate=0.0, rate=1, burst=1)
             await run_engine(tenants.path, emulator_settings(emu, max_attempts=1))
             second = row_records(tenants.ledger)[len(first) :]
             throttled = [r for r in second if r["code"] == "TooManyRequestsException"]
@@ -119,3 +116,8 @@ class TestThroughTheEngine:
         assert {r["message"] for r in latest.values()} == {
             "created by an earlier attempt whose answer was lost"
         }
+
+
+def _denied(call: Any) -> dict[str, Any]:
+    """ListConfigurationSets as a policy that allows only the create answers it."""
+    raise ServiceError(403, "AccessDeniedException", "not allowed to list")
