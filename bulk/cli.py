@@ -169,19 +169,11 @@ def provision_command(input_path: Path, debug: bool, as_json: bool, **options: A
     systemic error (or a lane stopped on one), 130 interrupted.
     """
     command = shlex.join(["bulk", *sys.argv[1:]])
-    try:
-        summary = _run(input_path, _settings(options))
-    except BulkError as exc:
-        if debug:
-            traceback.print_exc()
-        _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("bulk: interrupted before any row was sent", err=True)
-        sys.exit(130)
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+    summary: Summary = _guarded(
+        lambda: anyio.run(_provision, input_path, _settings(options)),
+        debug,
+        interrupted="interrupted before any row was sent",
+    )
     if as_json:
         # ASCII JSON: whatever the input's cells hold, escaped, cannot drive a terminal.
         click.echo(json.dumps(summary.as_record()))
@@ -199,17 +191,6 @@ def provision_command(input_path: Path, debug: bool, as_json: bool, **options: A
             err=True,
         )
     sys.exit(summary.exit_code)
-
-
-def _run(input_path: Path, settings: Settings) -> Summary:
-    """Run the provisioning; a single error from inside task groups is raised as itself."""
-    try:
-        return anyio.run(_provision, input_path, settings)
-    except BaseExceptionGroup as group:
-        leaf = sole_exception(group)
-        if leaf is group:
-            raise
-        raise leaf from None
 
 
 async def _provision(input_path: Path, settings: Settings) -> Summary:
@@ -354,8 +335,10 @@ def _export_line(result: Any) -> str:
     return f"export: {result.rows} sets written to {result.output}: {read}{gone} · {speed}"
 
 
-def _guarded(go: Callable[[], Any], debug: bool) -> Any:
-    """``go()``, a user's error turned into one line and its exit code."""
+def _guarded(go: Callable[[], Any], debug: bool, *, interrupted: str = "interrupted") -> Any:
+    """``go()``, a single error from inside task groups raised as itself, and a user's
+    error (or Ctrl-C before the command took over signals) turned into one line and its
+    exit code."""
     try:
         try:
             return go()
@@ -369,7 +352,7 @@ def _guarded(go: Callable[[], Any], debug: bool) -> Any:
             traceback.print_exc()
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("bulk: interrupted", err=True)
+        click.echo(f"bulk: {interrupted}", err=True)
         sys.exit(130)
     except Exception as exc:
         if debug:

@@ -15,6 +15,9 @@ Messages name the file, row, column and value involved.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class BulkError(Exception):
     """Base class of every error bulk reports to a user."""
@@ -60,3 +63,16 @@ def sole_exception(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
         error = error.exceptions[0]
     return error
+
+
+@contextlib.contextmanager
+def user_errors_unwrapped() -> Iterator[None]:
+    """Around task groups: a user's error (:class:`BulkError`) raised in one comes out as
+    itself, not wrapped in exception groups; anything else is left as it is."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf = sole_exception(group)
+        if isinstance(leaf, BulkError):
+            raise leaf from None
+        raise

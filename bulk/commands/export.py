@@ -31,7 +31,7 @@ from bulk.engine.sender import LaneCalls, Sender
 from bulk.engine.stopping import Halt, RunControl
 from bulk.engine.summary import RunStats
 from bulk.engine.target import CallKind, Targets
-from bulk.errors import BulkError, TargetError, UsageError, sole_exception
+from bulk.errors import TargetError, UsageError, user_errors_unwrapped
 from bulk.input.columns import NAME_COLUMN, REGION_COLUMN, operation_shape
 from bulk.input.regions import run_region as resolve_region
 from bulk.ledger.index import ResumeIndex
@@ -152,13 +152,8 @@ async def export(
     settings = replace(settings or Settings(), dry_run=False)
     async with emulated(settings, needed=targets is None) as settings:
         exporter = _Exporter(Path(output), settings, regions, force, control or RunControl())
-        try:
+        with user_errors_unwrapped():
             return await exporter.run(targets, on_start)
-        except BaseExceptionGroup as group:
-            leaf = sole_exception(group)
-            if isinstance(leaf, BulkError):
-                raise leaf from None
-            raise
 
 
 class _Exporter:

@@ -28,20 +28,17 @@ from bulk.commands.provision import emulated
 from bulk.engine.http import LEAVING
 from bulk.engine.intake import Intake, Send
 from bulk.engine.live import list_names, read_set
-from bulk.engine.pipeline import LaneCounter, open_targets
+from bulk.engine.pipeline import LaneCounter, ledger_target, open_input, open_targets
 from bulk.engine.sender import LaneCalls, Sender
 from bulk.engine.stopping import Halt, RunControl
 from bulk.engine.summary import RunStats
 from bulk.engine.target import Targets
-from bulk.errors import BulkError, TargetError, sole_exception
-from bulk.input.columns import ROUTING_COLUMNS
-from bulk.input.destinations import load_event_destinations
-from bulk.input.source import open_source, tally_rows
-from bulk.input.validate import Validator
+from bulk.errors import TargetError, user_errors_unwrapped
+from bulk.input.source import tally_rows
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
 from bulk.live.drift import drift
-from bulk.models import Destination, Lane, Outcome, Row, Status
+from bulk.models import Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
 __all__ = ["DEFAULT_QUOTA", "LanePlan", "Plan", "RowDrift", "plan"]
@@ -150,13 +147,8 @@ async def plan(
     :class:`~bulk.UsageError` as provision would, before any call."""
     settings = replace(settings or Settings(), dry_run=False)
     async with emulated(settings, needed=targets is None) as settings:
-        try:
+        with user_errors_unwrapped():
             return await _Planner(Path(input_path), settings, targets, diff, quota).run()
-        except BaseExceptionGroup as group:
-            leaf = sole_exception(group)
-            if isinstance(leaf, BulkError):
-                raise leaf from None
-            raise
 
 
 class _Planner:
@@ -176,37 +168,16 @@ class _Planner:
     async def run(self) -> Plan:
         s = self.settings
         ledger_path = s.ledger_path(self.path)
-        Ledger.check_path(ledger_path, self.path)
-        source = open_source(self.path, service=s.service)
-        destinations = load_event_destinations(s.event_destinations, s.service)
-        routing = tuple(c for c in ROUTING_COLUMNS if c in source.columns)
-        total = await anyio.to_thread.run_sync(source.count, routing)
-        validator = Validator(
-            s.service,
-            region=s.region,
-            profile=s.profile,
-            role_arn=s.role_arn,
-            expected_rows=total,
-            known_only=s.known_regions_only,
-            columns=source.columns,
-            default_destinations=destinations,
-        )
+        source, routing, total, validator = await open_input(self.path, s)
         counter = LaneCounter(validator, routing)
         named = counter.count(source.tallied) if routing else {}
         if not routing and validator.default_lane is not None:
             named = {validator.default_lane: total}
         stats = RunStats(total=total, ledger=ledger_path)
-        target = Destination(
-            service=s.service,
-            region=s.region or "",
-            profile=s.profile,
-            endpoint="emulator" if s.emulator else s.endpoint_url,
-            role_arn=s.role_arn,
-        )
         with Ledger.open(
             ledger_path,
             input_name=self.path.name,
-            target=target,
+            target=ledger_target(s),
             settings=s.header(),
             dry_run=True,  # read only: a plan writes nothing
         ) as ledger:

@@ -48,11 +48,11 @@ from bulk.engine.target import (
     TargetPool,
     Targets,
 )
-from bulk.errors import BulkError, LedgerWriteError, sole_exception
+from bulk.errors import LedgerWriteError, user_errors_unwrapped
 from bulk.input.columns import PROFILE_COLUMN, REGION_COLUMN, ROLE_COLUMN, ROUTING_COLUMNS
 from bulk.input.destinations import load_event_destinations
 from bulk.input.regions import RunRegion
-from bulk.input.source import open_source, tally_rows
+from bulk.input.source import Source, open_source, tally_rows
 from bulk.input.validate import Validator
 from bulk.ledger.writer import Ledger
 from bulk.models import Destination, Lane, Outcome, Row, redact_url
@@ -111,51 +111,20 @@ class Engine:
         return self._run_region
 
     def destination(self) -> Destination:
-        """The target the ledger is bound to (the default lane's service, Region, profile).
-
-        The Region is the resolved one ("" when the run has none: every row names its own).
-        """
-        s = self.settings
-        endpoint = "emulator" if s.emulator else s.endpoint_url
-        return Destination(
-            service=s.service,
-            region=s.region or "",
-            profile=s.profile,
-            endpoint=endpoint,
-            role_arn=s.role_arn,
-        )
+        """The target the ledger is bound to (see :func:`ledger_target`)."""
+        return ledger_target(self.settings)
 
     async def run(self) -> Summary:
         """Run to completion, interruption or abort, and return the summary.
 
         Task groups wrap what their tasks raise; a user's error is raised as itself.
         """
-        try:
+        with user_errors_unwrapped():
             return await self._run()
-        except BaseExceptionGroup as group:
-            leaf = sole_exception(group)
-            if isinstance(leaf, BulkError):
-                raise leaf from None
-            raise
 
     async def _run(self) -> Summary:
         s = self.settings
-        Ledger.check_path(s.ledger_path(self.input_path), self.input_path)
-        source = open_source(self.input_path, service=s.service)
-        # Before the rows are counted: a bad file stops the run before anything is read.
-        destinations = load_event_destinations(s.event_destinations, s.service)
-        routing = tuple(c for c in ROUTING_COLUMNS if c in source.columns)
-        total = await anyio.to_thread.run_sync(source.count, routing)
-        validator = Validator(
-            s.service,
-            region=s.region,
-            profile=s.profile,
-            role_arn=s.role_arn,
-            expected_rows=total,
-            known_only=s.known_regions_only,
-            columns=source.columns,
-            default_destinations=destinations,
-        )
+        source, routing, total, validator = await open_input(self.input_path, s)
         ledger_path = s.ledger_path(self.input_path)
         stats = self._stats = RunStats(total=total, ledger=ledger_path, dry_run=s.dry_run)
         # Shown before the first call: the run's Region and where it came from, and the
@@ -402,6 +371,48 @@ class Engine:
                 if now - last_rate >= _RATE_RECORD_INTERVAL:
                     last_rate = now
                     self._sender.record_rates(ledger)
+
+
+def ledger_target(settings: Settings) -> Destination:
+    """The target a ledger is bound to: the default lane's service, Region (the resolved
+    one; "" when the run has none and every row names its own), profile, endpoint, role."""
+    s = settings
+    return Destination(
+        service=s.service,
+        region=s.region or "",
+        profile=s.profile,
+        endpoint="emulator" if s.emulator else s.endpoint_url,
+        role_arn=s.role_arn,
+    )
+
+
+async def open_input(
+    input_path: Path, settings: Settings
+) -> tuple[Source, tuple[str, ...], int, Validator]:
+    """An input file as a run reads it: its source, its routing columns, its rows counted
+    and its validator, with ``settings``' Region (already resolved) as the default lane's.
+
+    Raises the user's errors (a ledger path that cannot be one, a bad input file, a bad
+    ``--event-destinations`` file) before a row is read or a call made.
+    """
+    s = settings
+    Ledger.check_path(s.ledger_path(input_path), input_path)
+    source = open_source(input_path, service=s.service)
+    # Before the rows are counted: a bad file stops the run before anything is read.
+    destinations = load_event_destinations(s.event_destinations, s.service)
+    routing = tuple(c for c in ROUTING_COLUMNS if c in source.columns)
+    total = await anyio.to_thread.run_sync(source.count, routing)
+    validator = Validator(
+        s.service,
+        region=s.region,
+        profile=s.profile,
+        role_arn=s.role_arn,
+        expected_rows=total,
+        known_only=s.known_regions_only,
+        columns=source.columns,
+        default_destinations=destinations,
+    )
+    return source, routing, total, validator
 
 
 @asynccontextmanager
