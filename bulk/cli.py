@@ -360,6 +360,137 @@ def _guarded(go: Callable[[], Any], debug: bool, *, interrupted: str = "interrup
         _fail(f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
 
+@main.command("report", short_help="What a ledger says: counts, runs, rows to fix.")
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
+@click.option(
+    "--status",
+    "statuses",
+    default="failed,invalid",
+    show_default=True,
+    help="With -o: the latest statuses whose rows are written (comma-separated).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write those rows of INPUT (.csv or .parquet) with bulk_status, bulk_code, "
+    "bulk_message columns: fix them, then provision the file as it is.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@_DEBUG_OPTION
+def report_command(
+    input_path: Path | None,
+    ledger: Path | None,
+    statuses: str,
+    output: Path | None,
+    as_json: bool,
+    debug: bool,
+) -> None:
+    """Report what a ledger says happened: rows by lane, status and error code, the runs and
+    their learned rates, and what to do next. It reads a ledger a running provision is
+    writing without holding it up. Exit codes: 0 · 2 no ledger, a bad option or output path.
+    """
+    from bulk.commands.report import report, report_lines
+
+    wanted = tuple(part.strip() for part in statuses.split(",") if part.strip())
+    found = _guarded(
+        lambda: report(input_path, ledger=ledger, statuses=wanted, output=output), debug
+    )
+    if as_json:
+        click.echo(json.dumps(found.as_record()))
+    else:
+        click.echo("\n".join(safe(line) for line in report_lines(found)))
+
+
+@main.command("rollback", short_help="Delete exactly what a ledger created.")
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file [INPUT.ledger.jsonl].")
+@click.option("--service", type=click.Choice(SERVICES), default=None, help="[the ledger's]")
+@click.option("--region", default=None, help="[the ledger's]")
+@click.option("--profile", default=None, help="[the ledger's]")
+@click.option("--role-arn", default=None, help="[the ledger's]")
+@click.option("--endpoint-url", default=None, help="[the ledger's]")
+@_setting("--rate", "Most requests/s per lane and operation (0: no limit).")
+@_setting("--burst", "Token bucket size.")
+@_setting("--concurrency", "Calls in flight.")
+@_setting("--max-attempts", "Attempts per call.")
+@_setting("--timeout", "Seconds per call.")
+@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@_DEBUG_OPTION
+def rollback_command(
+    input_path: Path | None,
+    ledger: Path | None,
+    yes: bool,
+    dry_run: bool,
+    as_json: bool,
+    debug: bool,
+    **options: Any,
+) -> None:
+    """Delete exactly what the ledger records as created by bulk: its sets (with their event
+    destinations), the tenant associations it made, and the tenants it created once nothing
+    is associated with them. Never a set recorded exists, never a name the ledger does not
+    hold. The target is the ledger's. On a terminal it shows what it will delete and asks;
+    without one it needs --yes. Each delete is recorded in the ledger; running it again
+    resumes. Exit codes: 0 · 1 some deletes could not be made (run again) · 2 no ledger, a
+    ledger of another target, no terminal and no --yes · 3 a lane could not be used ·
+    130 interrupted.
+    """
+    from bulk.commands.rollback import ledger_settings, plan_rollback, rollback
+    from bulk.engine.stopping import RunControl
+
+    plan, history = _guarded(lambda: plan_rollback(input_path, ledger), debug)
+    settings = _guarded(lambda: ledger_settings(history, **options), debug)
+    lines = [f"rollback of {plan.ledger}:", *plan.lines()]
+    if dry_run or plan.empty:
+        if not as_json:
+            click.echo("\n".join(safe(line) for line in lines))
+            click.echo("dry run: nothing deleted" if dry_run else "nothing to delete")
+        else:
+            click.echo(json.dumps({"sets": plan.sets, "kept": dict(plan.kept), "dry_run": True}))
+        sys.exit(0)
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            _fail(
+                f"rollback would delete {plan.sets} sets and asks first, but there is no "
+                "terminal to ask on: pass --yes (see --dry-run for what it deletes)",
+                2,
+            )
+        click.echo("\n".join(safe(line) for line in lines))
+        if not click.confirm(f"Delete these {plan.sets} sets?", default=False):
+            click.echo("nothing deleted")
+            sys.exit(0)
+    control = RunControl()
+
+    async def go() -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(control.handle_signals, None)
+            try:
+                return await rollback(plan, settings, control=control)
+            finally:
+                tg.cancel_scope.cancel()
+
+    summary = _guarded(lambda: anyio.run(go), debug)
+    if as_json:
+        click.echo(json.dumps(summary.as_record()))
+    else:
+        gone = f" ({summary.gone} already gone)" if summary.gone else ""
+        left = f"; {summary.left} left: run the same command again" if summary.left else ""
+        click.echo(
+            safe(
+                f"rollback: {summary.deleted} sets deleted{gone}, {summary.associations} "
+                f"tenant associations, {summary.tenants} tenants{left} · {summary.calls} "
+                f"calls, {summary.elapsed_s:.1f}s"
+            )
+        )
+    for reason in summary.stopped_lanes.values():
+        click.echo(f"bulk: error: {safe(reason)}", err=True)
+    sys.exit(summary.exit_code)
+
+
 @main.command("emulate", short_help="Run a local Pinpoint Email / SES v2 emulator.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=4566, show_default=True, help="Port (0: any free).")

@@ -152,26 +152,29 @@ def record_to_json(outcome: Outcome, time: str | None = None) -> str:
 INTENT_CODE = "Interrupted"
 
 
-def intent_to_json(row: Row, time: str | None = None) -> str:
+def intent_to_json(row: Row, time: str | None = None, op: str | None = None) -> str:
     """The intent line written before ``row``'s first call whose outcome the ledger does not
     hold yet; ``time`` defaults to now.
 
     Until a record of the row follows it, a resume reads it as an ambiguous ``failed``
     record (code :data:`INTENT_CODE`): the call may have gone through, so ``AlreadyExists``
-    is then the row's own doing.
+    is then the row's own doing. ``op`` names a call that is not the row's create
+    (``delete``: a rollback's), for the history (:mod:`bulk.ledger.history`); a resume reads
+    it the same way.
     """
     if not 0 <= row.number < ROW_LIMIT:
         raise ValueError(f"a row's number must be in [0, {ROW_LIMIT}): {row.number}")
-    return _dumps(
-        {
-            "kind": "intent",
-            "row": row.number,
-            "name": row.name,
-            "lane": str(row.lane),
-            "digest": row.digest,
-            "time": time or timestamp(),
-        }
-    )
+    record = {
+        "kind": "intent",
+        "row": row.number,
+        "name": row.name,
+        "lane": str(row.lane),
+        "digest": row.digest,
+        "time": time or timestamp(),
+    }
+    if op is not None:
+        record["op"] = op
+    return _dumps(record)
 
 
 def header_to_json(

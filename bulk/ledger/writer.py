@@ -196,7 +196,7 @@ class Ledger:
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
-    def append_intents(self, rows: Sequence[Row]) -> None:
+    def append_intents(self, rows: Sequence[Row], op: str | None = None) -> None:
         """Say, before their calls go out, that ``rows`` are about to be sent (one write).
 
         The lines reach the OS before this returns: a process killed with the calls in
@@ -204,7 +204,7 @@ class Ledger:
         (:func:`~bulk.ledger.records.intent_to_json`).
         """
         now = timestamp()
-        lines = [intent_to_json(row, now) for row in rows]
+        lines = [intent_to_json(row, now, op) for row in rows]
         if lines:
             self._write("\n".join(lines), records=len(lines))
 
