@@ -13,7 +13,7 @@ import re
 import shlex
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,9 +29,11 @@ if "narenas:" not in _JEMALLOC:
 
 import anyio
 import click
+from anyio.abc import TaskGroup
 
 from bulk.commands.provision import provision
 from bulk.engine.progress import Display, render_summary, safe
+from bulk.engine.stopping import RunControl
 from bulk.engine.summary import RunStats, Summary
 from bulk.errors import BulkError, UsageError, sole_exception
 from bulk.models import SERVICES
@@ -286,30 +288,19 @@ def export_command(
     130 interrupted.
     """
     from bulk.commands.export import ExportProgress, export, show_progress
-    from bulk.engine.stopping import RunControl
 
     control = RunControl()
 
-    async def go() -> Any:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(control.handle_signals, None)
+    async def work(tg: TaskGroup) -> Any:
+        def on_start(progress: ExportProgress) -> None:
+            tg.start_soon(functools.partial(show_progress, progress, sys.stderr, interval=5))
 
-            def on_start(progress: ExportProgress) -> None:
-                tg.start_soon(functools.partial(show_progress, progress, sys.stderr, interval=5))
+        return await export(
+            output, _settings(options), regions=regions, force=force, control=control,
+            on_start=on_start,
+        )  # fmt: skip
 
-            try:
-                return await export(
-                    output,
-                    _settings(options),
-                    regions=regions,
-                    force=force,
-                    control=control,
-                    on_start=on_start,
-                )
-            finally:
-                tg.cancel_scope.cancel()
-
-    result = _guarded(lambda: anyio.run(go), debug)
+    result = _guarded(lambda: _with_signals(control, work), debug)
     if as_json:
         click.echo(json.dumps(result.as_record()))
     else:
@@ -333,6 +324,22 @@ def _export_line(result: Any) -> str:
         )
     gone = f"; {result.gone} deleted while listed" if result.gone else ""
     return f"export: {result.rows} sets written to {result.output}: {read}{gone} · {speed}"
+
+
+def _with_signals(control: RunControl, work: Callable[[TaskGroup], Awaitable[Any]]) -> Any:
+    """Run ``work`` with the first SIGINT/SIGTERM stopping it through ``control`` (no new
+    call starts, calls sent finish) and the second exiting at once; ``work`` gets the task
+    group, to start a display in."""
+
+    async def go() -> Any:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(control.handle_signals, None)
+            try:
+                return await work(tg)
+            finally:
+                tg.cancel_scope.cancel()
+
+    return anyio.run(go)
 
 
 def _guarded(go: Callable[[], Any], debug: bool, *, interrupted: str = "interrupted") -> Any:
@@ -440,7 +447,6 @@ def rollback_command(
     130 interrupted.
     """
     from bulk.commands.rollback import ledger_settings, plan_rollback, rollback
-    from bulk.engine.stopping import RunControl
 
     plan, history = _guarded(lambda: plan_rollback(input_path, ledger), debug)
     settings = _guarded(lambda: ledger_settings(history, **options), debug)
@@ -465,15 +471,10 @@ def rollback_command(
             sys.exit(0)
     control = RunControl()
 
-    async def go() -> Any:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(control.handle_signals, None)
-            try:
-                return await rollback(plan, settings, control=control)
-            finally:
-                tg.cancel_scope.cancel()
+    async def work(tg: TaskGroup) -> Any:
+        return await rollback(plan, settings, control=control)
 
-    summary = _guarded(lambda: anyio.run(go), debug)
+    summary = _guarded(lambda: _with_signals(control, work), debug)
     if as_json:
         click.echo(json.dumps(summary.as_record()))
     else:

@@ -277,3 +277,15 @@ def test_bad_input_is_one_line_and_exit_2(
     assert result.exit_code == 2, result.output
     assert said in one_line_error(result.stderr)
     assert "a" in names(account)
+
+
+def test_a_ledger_of_the_embedded_emulator_is_refused(tmp_path: Path) -> None:
+    """Its sets lived in an emulator gone with the run: never AWS's sets of those names."""
+    path = write_csv(tmp_path / "t.csv", [{"ConfigurationSetName": "a"}])
+    made = cli("provision", path, "--emulator", "--region", "us-east-1", "--emulator-rate", "0")
+    assert made.exit_code == 0, made.output
+
+    result = cli("rollback", path, "--yes")
+
+    assert result.exit_code == 2
+    assert "embedded emulator" in one_line_error(result.stderr)

@@ -178,6 +178,13 @@ def ledger_settings(history: History, **options: Any) -> Settings:
     refused when the ledger is opened (exit 2)."""
     target = history.runs[-1].target
     endpoint = target.get("endpoint")
+    if endpoint == "emulator":
+        # Its sets lived in an emulator that ended with the run: nothing live is the
+        # ledger's, and AWS's sets of the same names are not.
+        raise UsageError(
+            f"ledger {history.path} is of runs against the embedded emulator (--emulator), "
+            "which ended with them: there is nothing to roll back"
+        )
     found = {
         "service": target.get("service"),
         "region": target.get("region") or None,
