@@ -202,3 +202,29 @@ def test_bad_input_is_one_line_and_exit_2(
     result = cli("report", *args)
     assert result.exit_code == 2, result.output
     assert said in one_line_error(result.stderr)
+
+
+def test_reads_a_ledger_a_running_provision_is_writing(
+    tmp_path: Path, threaded_emulator: ThreadedEmulator
+) -> None:
+    """The provision holds its ledger's lock; the report reads beside it, and the run goes on."""
+    from bulk.emulator import EmulatorConfig
+
+    from .torture import running_bulk, wait_for_rows
+
+    path = write_csv(
+        tmp_path / "t.csv", [{"ConfigurationSetName": f"s-{i:02d}"} for i in range(40)]
+    )
+    with threaded_emulator(EmulatorConfig(rate=20, burst=1)) as emu:
+        args = ("provision", path, "--endpoint-url", emu.url, "--rate", "20")
+        with running_bulk(*args, cwd=tmp_path) as proc:
+            assert wait_for_rows(Path(f"{path}.ledger.jsonl"), 5, proc)
+
+            found = json.loads(cli("report", path, "--json").stdout)
+
+            assert proc.poll() is None, "the run was still going"
+            assert 5 <= found["counts"]["created"] < 40
+            assert found["runs"][0]["ended"] is None
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert json.loads(cli("report", path, "--json").stdout)["counts"] == {"created": 40}

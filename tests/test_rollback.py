@@ -289,3 +289,32 @@ def test_a_ledger_of_the_embedded_emulator_is_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "embedded emulator" in one_line_error(result.stderr)
+
+
+def test_ctrl_c_stops_and_the_same_command_resumes(
+    tmp_path: Path, threaded_emulator: ThreadedEmulator
+) -> None:
+    path = write_csv(
+        tmp_path / "t.csv", [{"ConfigurationSetName": f"s-{i:02d}"} for i in range(60)]
+    )
+    ledger = Path(f"{path}.ledger.jsonl")
+    with threaded_emulator(EmulatorConfig(rate=0)) as emu:
+        cli("provision", path, "--endpoint-url", emu.url, "--rate", "0")
+        args = ("rollback", path, "--yes", "--rate", "20")
+        with running_bulk(*args, cwd=tmp_path) as proc:
+            deadline = time.monotonic() + 60
+            while sum(r.get("status") == "deleted" for r in read_records(ledger)) < 5:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out
+        left = len(names(emu))
+        assert 0 < left < 60 and "left: run the same command again" in out
+
+        again = cli("rollback", path, "--yes", "--rate", "0")
+
+        assert again.exit_code == 0, again.output
+        assert f"rollback: {left} sets deleted" in again.stdout
+        assert names(emu) == set()
+    assert set(statuses(path).values()) == {"deleted"}
