@@ -399,11 +399,11 @@ class TestCommandLine:
     ) -> None:
         seen: list[Settings] = []
 
-        def run(input_path: Path, settings: Settings) -> Any:
+        async def provision(input_path: Path, settings: Settings) -> Any:
             seen.append(settings)
             raise UsageError("stop here")
 
-        monkeypatch.setattr(cli, "_run", run)
+        monkeypatch.setattr(cli, "_provision", provision)
         path = write(tmp_path, json.dumps([SNS]))
         result = CliRunner().invoke(
             cli.main, ["provision", "in.csv", "--region", REGION, "--event-destinations", str(path)]
