@@ -201,3 +201,18 @@ def test_a_lane_that_cannot_list_sends_as_before(
     latest = by_name(path)
     assert latest["acme"]["status"] == "exists" and "listed" not in latest["acme"]
     assert latest["acme"]["drift"]["TlsPolicy"] == {"live": "OPTIONAL", "input": "REQUIRE"}
+
+
+def test_an_empty_account_says_nothing_of_live_sets(
+    tmp_path: Path, threaded_emulator: ThreadedEmulator
+) -> None:
+    with threaded_emulator() as emu:
+        first = cli("provision", write_csv(tmp_path / "a.csv", [{"ConfigurationSetName": "a"}]),
+                    "--endpoint-url", emu.url)  # fmt: skip
+        second = cli("provision", write_csv(tmp_path / "b.csv", [{"ConfigurationSetName": "b"}]),
+                     "--endpoint-url", emu.url, "--json")  # fmt: skip
+        third = cli("provision", write_csv(tmp_path / "c.csv", [{"ConfigurationSetName": "c"}]),
+                    "--endpoint-url", emu.url)  # fmt: skip
+    assert first.exit_code == 0 and "live before the run" not in first.stdout
+    assert json.loads(second.stdout)["live_sets"] == {"pinpoint-email/default/us-east-1": 1}
+    assert "live before the run: 2 sets in 1 lane; 0 rows found" in third.stdout

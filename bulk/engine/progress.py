@@ -355,8 +355,8 @@ def render_summary(summary: Summary, *, command: str) -> str:
         )
         if rates and len(summary.lanes) < 2:  # with more, the lanes' table says each
             lines.append(f"rate: {rates}")
-        if summary.live_sets:
-            live = sum(summary.live_sets.values())
+        live = sum(summary.live_sets.values())
+        if live:  # a lane with nothing live has nothing to say
             lines.append(
                 f"live before the run: {live} sets in {len(summary.live_sets)} "
                 f"lane{'s' if len(summary.live_sets) != 1 else ''}; {summary.listed} rows "
