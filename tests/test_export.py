@@ -260,3 +260,25 @@ def test_ctrl_c_keeps_what_was_read_and_exits_130(
         assert f"{40 - kept} sets read now, {kept} by an earlier run" in again.stdout
         assert admitted(emu, "GetConfigurationSet") - reads == 40 - kept
     assert read(out).height == 40
+
+
+def test_a_role_exports_its_own_account(
+    tmp_path: Path, threaded_emulator: ThreadedEmulator, sts: Callable[[Emulator], None]
+) -> None:
+    """--role-arn as in provision: the sets of the role's account, not the caller's."""
+    role = "arn:aws:iam::111122223333:role/Migrator"
+    path = tmp_path / "in.csv"
+    path.write_text("ConfigurationSetName\nin-the-role-account\n")
+    with threaded_emulator() as emu:
+        sts(emu)
+        made = cli("provision", path, "--endpoint-url", emu.url, "--role-arn", role, "--rate", "0")
+        assert made.exit_code == 0, made.output
+        theirs = cli(
+            "export", tmp_path / "theirs.csv", "--endpoint-url", emu.url, "--role-arn", role
+        )
+        ours = cli("export", tmp_path / "ours.csv", "--endpoint-url", emu.url)
+    assert theirs.exit_code == 0 and ours.exit_code == 0, theirs.output + ours.output
+    assert read(tmp_path / "theirs.csv")["ConfigurationSetName"].to_list() == [
+        "in-the-role-account"
+    ]
+    assert read(tmp_path / "ours.csv").height == 0
