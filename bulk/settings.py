@@ -42,6 +42,15 @@ MAX_TIMEOUT = 3600.0
 _ENDPOINT_EXAMPLE = "http://127.0.0.1:4568"
 
 
+def ledger_path(input_path: Path | None, ledger: Path | None) -> Path:
+    """``ledger`` (``--ledger``), else ``INPUT.ledger.jsonl`` beside the input (one of the
+    two is given)."""
+    if ledger is not None:
+        return ledger
+    assert input_path is not None
+    return Path(f"{input_path}.ledger.jsonl")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run needs besides the input file; the CLI fills it from its options.
@@ -107,7 +116,7 @@ class Settings:
 
     def ledger_path(self, input_path: Path) -> Path:
         """``--ledger``, or ``INPUT.ledger.jsonl`` beside the input."""
-        return self.ledger if self.ledger is not None else Path(f"{input_path}.ledger.jsonl")
+        return ledger_path(input_path, self.ledger)
 
     def header(self) -> dict[str, Any]:
         """The settings as written into the ledger's run header (no secrets live here)."""

@@ -15,6 +15,7 @@ only the sets the partial lacks.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,10 +26,10 @@ import anyio
 
 from bulk.commands.provision import emulated
 from bulk.engine.http import LEAVING
-from bulk.engine.live import configuration_set_arn, list_names, read_set
+from bulk.engine.live import configuration_set_arn, list_names, read_pages, read_set
 from bulk.engine.pipeline import open_targets
 from bulk.engine.sender import LaneCalls, Sender
-from bulk.engine.stopping import Halt, RunControl
+from bulk.engine.stopping import Halt, RunControl, each_at_once
 from bulk.engine.summary import RunStats
 from bulk.engine.target import CallKind, Targets
 from bulk.errors import TargetError, UsageError, user_errors_unwrapped
@@ -259,14 +260,12 @@ class _Exporter:
         self.progress.listed += len(names)
         self.progress.resumed += len(names & done)
         self.progress.lanes[str(lane)] = len(names)
-        slots = anyio.Semaphore(max(1, self.settings.concurrency))
-        async with anyio.create_task_group() as tg:
-            for name in todo:
-                await slots.acquire()
-                if self.control.stopping.is_set() or str(lane) in self.problems:
-                    slots.release()
-                    break
-                tg.start_soon(self._set, sender, target, lane, name, slots)
+        await each_at_once(
+            todo,
+            self.settings.concurrency,
+            functools.partial(self._set, sender, target, lane),
+            lambda: self.control.stopping.is_set() or str(lane) in self.problems,
+        )
 
     def _unusable(self, lane: Lane, why: str) -> None:
         """``lane`` cannot be read at all (credentials, endpoint, a refused listing)."""
@@ -277,9 +276,7 @@ class _Exporter:
         """A set of ``lane`` could not be read: the export cannot be whole."""
         self.problems.setdefault(str(lane), f"{lane}: {why}")
 
-    async def _set(
-        self, sender: Sender, target: Any, lane: Lane, name: str, slots: anyio.Semaphore
-    ) -> None:
+    async def _set(self, sender: Sender, target: Any, lane: Lane, name: str) -> None:
         try:
             calls = LaneCalls(sender, sender.lane(lane), target)
             LEAVING.set(calls.on_wire)
@@ -289,8 +286,6 @@ class _Exporter:
             return
         except Halt:
             return
-        finally:
-            slots.release()
         if record is None:
             return
         self.file.append([record])
@@ -315,21 +310,13 @@ class _Exporter:
         tenants: list[str] = []
         if self.tenants:
             arn = configuration_set_arn(lane.region, await calls.target.account(), name)
-            token: str | None = None
-            while True:
-                request: dict[str, Any] = {"ResourceArn": arn}
-                if token:
-                    request["NextToken"] = token
-                result = await calls.step(LIST_TENANTS, request, ambiguous=False)
-                if result.kind is not CallKind.OK:
-                    self._problem(
-                        lane, f"cannot read {name!r}'s tenants ({result.code}: {result.message})"
-                    )
-                    return None
-                tenants += [t["TenantName"] for t in result.data.get("ResourceTenants") or []]
-                token = result.data.get("NextToken")
-                if not token:
-                    break
+            found, why = await read_pages(
+                calls, LIST_TENANTS, {"ResourceArn": arn}, "ResourceTenants"
+            )
+            if found is None:
+                self._problem(lane, f"cannot read {name!r}'s tenants ({why})")
+                return None
+            tenants = [tenant["TenantName"] for tenant in found]
         cells = set_cells(
             self.settings.service,
             live.options,

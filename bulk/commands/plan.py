@@ -29,6 +29,7 @@ from bulk.engine.http import LEAVING
 from bulk.engine.intake import Intake, Send
 from bulk.engine.live import list_names, read_set
 from bulk.engine.pipeline import LaneCounter, ledger_target, open_input, open_targets
+from bulk.engine.progress import table_lines
 from bulk.engine.sender import LaneCalls, Sender
 from bulk.engine.stopping import Halt, RunControl
 from bulk.engine.summary import RunStats
@@ -37,7 +38,7 @@ from bulk.errors import TargetError, user_errors_unwrapped
 from bulk.input.source import tally_rows
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.live.drift import drift
+from bulk.live.drift import as_record, drift
 from bulk.models import Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
@@ -275,8 +276,9 @@ class _Planner:
                     return
                 found = drift(row.lane.service, row.request, live.options, live.tags)
                 if found:
-                    differences = {d.column: {"live": d.live, "input": d.input} for d in found}
-                    state.drift.append(RowDrift(row.number, row.name, str(row.lane), differences))
+                    state.drift.append(
+                        RowDrift(row.number, row.name, str(row.lane), as_record(found))
+                    )
         except (TargetError, Halt) as exc:
             state.problem = str(exc) or "stopped"
 
@@ -376,11 +378,7 @@ def plan_lines(plan: Plan) -> list[str]:
             cells.append(str(lane.drift))
         cells += ["-" if lane.rate is None else f"{lane.rate:g}/s", eta_text(lane.eta_s)]
         table.append(cells)
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for cells in table:
-        name, *numbers = cells
-        padded = [c.rjust(w) for c, w in zip(numbers, widths[1:], strict=True)]
-        lines.append("  ".join(["", name.ljust(widths[0]), *padded]).rstrip())
+    lines.extend(table_lines(table))
     for lane in plan.lanes:
         if lane.overflow:
             lines.append(

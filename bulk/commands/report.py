@@ -13,7 +13,6 @@ edited since) is matched by name, and the report says so.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,10 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from bulk.errors import LedgerError, UsageError
+from bulk.engine.progress import table_lines
+from bulk.errors import UsageError
 from bulk.input.columns import IGNORED_PREFIX, NAME_COLUMN, show
 from bulk.input.source import open_source
-from bulk.ledger.history import History, RowState, read_history
+from bulk.ledger.history import History, RowState, find_ledger, read_history
+from bulk.live.output import write_atomically
 from bulk.models import SERVICES, Status
 
 __all__ = ["DEFAULT_STATUSES", "STATUSES", "Report", "report", "report_lines"]
@@ -74,17 +75,10 @@ def report(
     """The report of ``ledger`` (default: ``INPUT.ledger.jsonl``), writing ``output`` when
     given. Raises :class:`~bulk.UsageError` or :class:`~bulk.LedgerError` (exit 2) for a
     missing ledger, an unknown status, or an output path that cannot be written."""
-    if input_path is None and ledger is None:
-        raise UsageError("give INPUT (its ledger is INPUT.ledger.jsonl) or --ledger PATH")
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
         raise UsageError(f"--status: unknown {show(unknown[0])}; use some of {', '.join(STATUSES)}")
-    path = ledger if ledger is not None else Path(f"{input_path}.ledger.jsonl")
-    if not path.is_file():
-        raise LedgerError(
-            f"no ledger at {path}: bulk provision writes INPUT.ledger.jsonl beside its input; "
-            "pass --ledger PATH for one elsewhere"
-        )
+    path = find_ledger(input_path, ledger)
     if output is not None:
         _check_output(output, input_path, path)
     history = read_history(path)
@@ -200,17 +194,8 @@ def _key(state: RowState) -> tuple[str, str, int]:
 
 def _write_aside(table: pl.DataFrame, output: Path) -> None:
     """``table`` to ``output``, whole or not at all (written beside it, then renamed)."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(fd)
-    try:
-        if output.suffix.lower() == ".parquet":
-            table.write_parquet(temporary)
-        else:
-            table.write_csv(temporary)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    parquet = output.suffix.lower() == ".parquet"
+    write_atomically(output, table.write_parquet if parquet else table.write_csv)
 
 
 def report_lines(found: Report) -> list[str]:
@@ -234,11 +219,7 @@ def report_lines(found: Report) -> list[str]:
         table = [header] + [
             [lane, *(str(c.get(status, 0)) for status in order)] for lane, c in found.lanes.items()
         ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for row in table:
-            name, *numbers = row
-            cells = [c.rjust(w) for c, w in zip(numbers, widths[1:], strict=True)]
-            lines.append("  ".join(["", name.ljust(widths[0]), *cells]).rstrip())
+        lines.extend(table_lines(table))
     attention = sum(counts.get(status, 0) for status in _ATTENTION)
     if found.codes:
         codes = ", ".join(f"{code} {n}" for code, n in found.codes.items())

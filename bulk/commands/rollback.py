@@ -18,6 +18,7 @@ record: the row stays ``created`` (with its intent), for the next rollback.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,11 +31,11 @@ from bulk.engine.http import LEAVING
 from bulk.engine.live import configuration_set_arn
 from bulk.engine.pipeline import ledger_target, open_targets
 from bulk.engine.sender import LaneCalls, Sender
-from bulk.engine.stopping import Halt, RunControl
+from bulk.engine.stopping import Halt, RunControl, each_at_once
 from bulk.engine.summary import RunStats
 from bulk.engine.target import CallKind, CallResult, Target, Targets
 from bulk.errors import LedgerError, TargetError, UsageError, user_errors_unwrapped
-from bulk.ledger.history import History, RowState, read_history
+from bulk.ledger.history import History, RowState, find_ledger, read_history
 from bulk.ledger.writer import Ledger
 from bulk.models import Lane, Row, Status
 from bulk.settings import Settings
@@ -137,14 +138,7 @@ def plan_rollback(input_path: Path | None, ledger: Path | None) -> tuple[Rollbac
 
     Raises :class:`~bulk.LedgerError` (exit 2) when there is no ledger, or it holds no run.
     """
-    if input_path is None and ledger is None:
-        raise UsageError("give INPUT (its ledger is INPUT.ledger.jsonl) or --ledger PATH")
-    path = ledger if ledger is not None else Path(f"{input_path}.ledger.jsonl")
-    if not path.is_file():
-        raise LedgerError(
-            f"no ledger at {path}: bulk provision writes INPUT.ledger.jsonl beside its input; "
-            "pass --ledger PATH for one elsewhere"
-        )
+    path = find_ledger(input_path, ledger)
     history = read_history(path)
     if not history.runs:
         raise LedgerError(f"ledger {path} holds no run: nothing to roll back")
@@ -274,14 +268,12 @@ class _Rollback:
         state = self.sender.lane(lane)
         try:
             target = await pool.get(lane)
-            slots = anyio.Semaphore(max(1, self.settings.concurrency))
-            async with anyio.create_task_group() as tg:
-                for row in sets:
-                    await slots.acquire()
-                    if self.control.stopping.is_set() or state.stopped:
-                        slots.release()
-                        break
-                    tg.start_soon(self._set, target, lane, row, slots)
+            await each_at_once(
+                sets,
+                self.settings.concurrency,
+                functools.partial(self._set, target, lane),
+                lambda: self.control.stopping.is_set() or state.stopped,
+            )
             if undo.tenants and not (self.control.stopping.is_set() or state.stopped):
                 calls = LaneCalls(self.sender, state, target)
                 LEAVING.set(calls.on_wire)
@@ -293,7 +285,7 @@ class _Rollback:
         except Halt:
             return
 
-    async def _set(self, target: Target, lane: Lane, row: RowState, slots: anyio.Semaphore) -> None:
+    async def _set(self, target: Target, lane: Lane, row: RowState) -> None:
         try:
             state = self.sender.lane(lane)
             calls = LaneCalls(self.sender, state, target)
@@ -340,8 +332,6 @@ class _Rollback:
             self.sender.fail_lane(self.sender.lane(lane), exc)
         except Halt:
             return
-        finally:
-            slots.release()
 
     async def _tenant(self, calls: LaneCalls, tenant: str) -> bool:
         """Delete ``tenant`` (this ledger created it) once nothing is associated with it;

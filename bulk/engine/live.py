@@ -37,6 +37,7 @@ __all__ = [
     "LiveSet",
     "configuration_set_arn",
     "list_names",
+    "read_pages",
     "read_set",
 ]
 
@@ -65,26 +66,44 @@ async def list_names(calls: LaneCalls) -> tuple[frozenset[str] | None, str]:
     them without a call of its own. Raises :class:`~bulk.engine.stopping.Halt` when the run
     or the lane stops, and :class:`~bulk.errors.TargetError` when the lane's credentials fail.
     """
-    names: set[str] = set()
-    token: str | None = None
     # Taken once: a later listing of the lane (there is none today) would read afresh.
-    result: CallResult | None = getattr(calls.target, "first_page", None)
-    if result is not None:
+    first: CallResult | None = getattr(calls.target, "first_page", None)
+    if first is not None:
         calls.target.first_page = None  # type: ignore[attr-defined]  # ServiceTarget's
+        if first.kind is CallKind.OK and first.data.get("NextToken"):
+            await _charge(calls, LIST_SETS)  # the pre-flight's call, made outside the limiter
+    names, why = await read_pages(
+        calls, LIST_SETS, {"PageSize": PAGE_SIZE}, "ConfigurationSets", first=first
+    )
+    return (None, why) if names is None else (frozenset(names), "")
+
+
+async def read_pages(
+    calls: LaneCalls,
+    operation: str,
+    request: Mapping[str, Any],
+    key: str,
+    *,
+    first: CallResult | None = None,
+) -> tuple[list[Any] | None, str]:
+    """The items under ``key`` of every page of list ``operation`` (``NextToken`` paging),
+    starting from ``first`` when given; ``None`` and why when a page cannot be read.
+
+    Raises as :func:`list_names` does.
+    """
+    items: list[Any] = []
+    token: str | None = None
+    result = first
     while True:
         if result is None:
-            request: dict[str, Any] = {"PageSize": PAGE_SIZE}
-            if token:
-                request["NextToken"] = token
-            result = await calls.step(LIST_SETS, request, ambiguous=False)
-        elif token is None and result.data.get("NextToken"):
-            await _charge(calls, LIST_SETS)  # the pre-flight's call, made outside the limiter
+            page = {**request, "NextToken": token} if token else request
+            result = await calls.step(operation, page, ambiguous=False)
         if result.kind is not CallKind.OK:
             return None, _said(result)
-        names.update(result.data.get("ConfigurationSets") or ())
+        items.extend(result.data.get(key) or ())
         token = result.data.get("NextToken")
         if not token:
-            return frozenset(names), ""
+            return items, ""
         result = None
 
 

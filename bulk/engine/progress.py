@@ -407,20 +407,22 @@ def lane_table(lanes: Sequence[LaneSummary], *, dry_run: bool = False) -> list[s
         header += ["rows/s", "rate"]
         if any(lane.throttled is not None for lane in lanes):
             header.append("429s")
-    table = [header, *(_lane_cells(lane)[: len(header)] for lane in shown)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [_table_line(row, widths) for row in table]
+    lines = table_lines([header, *(_lane_cells(lane)[: len(header)] for lane in shown)])
     if len(shown) == len(lanes):
         return [f"lanes: {len(lanes)}", *lines]
     more = f"  … {len(lanes) - len(shown)} more lanes"
     return [f"lanes: {len(lanes)}, the {len(shown)} most troubled first:", *lines, more]
 
 
-def _table_line(cells: list[str], widths: list[int]) -> str:
-    """The lane's name to the left, numbers to the right, so that digits line up."""
-    name, *numbers = cells
-    padded = [c.rjust(w) for c, w in zip(numbers, widths[1:], strict=True)]
-    return "  ".join(["", name.ljust(widths[0]), *padded]).rstrip()
+def table_lines(table: Sequence[Sequence[str]]) -> list[str]:
+    """A table (its header first) a line per row, indented: the first column (a lane's
+    name) to the left, the others (numbers) to the right, so that digits line up."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = []
+    for name, *numbers in table:
+        padded = [c.rjust(w) for c, w in zip(numbers, widths[1:], strict=True)]
+        lines.append("  ".join(["", name.ljust(widths[0]), *padded]).rstrip())
+    return lines
 
 
 def _trouble(lane: LaneSummary) -> tuple[bool, int, int, int, int, int]:

@@ -41,7 +41,7 @@ from bulk.errors import TargetError
 from bulk.ledger.index import ResumeIndex
 from bulk.ledger.rules import carries_ambiguity
 from bulk.ledger.writer import Ledger
-from bulk.live.drift import drift
+from bulk.live.drift import as_record, drift
 from bulk.models import Lane, Outcome, Row, Status
 from bulk.settings import Settings
 
@@ -265,7 +265,7 @@ class Sender:
         if live.options is not None:
             found = drift(row.lane.service, row.request, live.options, live.tags)
             if found:
-                extra["drift"] = {d.column: {"live": d.live, "input": d.input} for d in found}
+                extra["drift"] = as_record(found)
         if live.problem:
             extra["drift_unread"] = live.problem
         return replace(outcome, attempts=calls.attempts, extra=extra)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio
 
@@ -22,7 +23,9 @@ from bulk.engine.limiter import AdaptiveLimiter
 from bulk.errors import BulkError
 from bulk.models import Lane
 
-__all__ = ["Halt", "LaneState", "RunControl"]
+__all__ = ["Halt", "LaneState", "RunControl", "each_at_once"]
+
+_T = TypeVar("_T")
 
 
 class Halt(Exception):
@@ -175,3 +178,28 @@ class RunControl:
                     # line, so the ledger stays readable.
                     os._exit(130)
                 self.stop(interrupted=True)
+
+
+async def each_at_once(
+    items: Iterable[_T],
+    limit: int,
+    work: Callable[[_T], Awaitable[object]],
+    stopped: Callable[[], bool],
+) -> None:
+    """``work(item)`` for each of ``items`` in order, at most ``limit`` at once; no item is
+    started once ``stopped()`` (a stop, a lane that failed): those left are not done."""
+    slots = anyio.Semaphore(max(1, limit))
+
+    async def one(item: _T) -> None:
+        try:
+            await work(item)
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as tg:
+        for item in items:
+            await slots.acquire()
+            if stopped():
+                slots.release()
+                return
+            tg.start_soon(one, item)

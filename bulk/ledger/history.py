@@ -22,11 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bulk.errors import LedgerError, UsageError
 from bulk.ledger.reader import read_records
 from bulk.ledger.records import INTENT_CODE
 from bulk.models import Status
+from bulk.settings import ledger_path
 
-__all__ = ["History", "RowState", "RunRecord", "read_history"]
+__all__ = ["History", "RowState", "RunRecord", "find_ledger", "read_history"]
 
 _MESSAGE_LIMIT = 500  # characters of a record's message kept (a report shows less)
 
@@ -114,6 +116,23 @@ class History:
         wanted = set(statuses)
         found = [state for state in self.rows() if state.status.value in wanted]
         return sorted(found, key=lambda state: (state.row, state.lane, state.name))
+
+
+def find_ledger(input_path: Path | None, ledger: Path | None) -> Path:
+    """The ledger of a command that reads one (``--ledger``, else ``INPUT.ledger.jsonl``).
+
+    Raises :class:`~bulk.errors.UsageError` when neither is given and
+    :class:`~bulk.errors.LedgerError` when there is no ledger there (exit 2 both).
+    """
+    if input_path is None and ledger is None:
+        raise UsageError("give INPUT (its ledger is INPUT.ledger.jsonl) or --ledger PATH")
+    path = ledger_path(input_path, ledger)
+    if not path.is_file():
+        raise LedgerError(
+            f"no ledger at {path}: bulk provision writes INPUT.ledger.jsonl beside its input; "
+            "pass --ledger PATH for one elsewhere"
+        )
+    return path
 
 
 def read_history(path: Path) -> History:

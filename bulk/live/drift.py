@@ -16,7 +16,7 @@ from typing import Any
 from bulk.input.columns import TAG_PREFIX, columns_for
 from bulk.live.cells import CellValue, column_order, csv_text, model_cells
 
-__all__ = ["Difference", "drift"]
+__all__ = ["Difference", "as_record", "drift"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,11 @@ def drift(
                 column = f"{TAG_PREFIX}{key}"
                 found[column] = Difference(column, have.get(key), value)
     return tuple(found[name] for name in column_order(service, found))
+
+
+def as_record(differences: Sequence[Difference]) -> dict[str, dict[str, str | None]]:
+    """``differences`` as a ledger record and ``--json`` hold them: column → live and input."""
+    return {d.column: {"live": d.live, "input": d.input} for d in differences}
 
 
 def _same(claimed: CellValue, actual: CellValue | None) -> bool:

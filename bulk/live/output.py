@@ -26,7 +26,7 @@ from bulk.errors import BulkError, UsageError
 from bulk.input.columns import NAME_COLUMN, REGION_COLUMN, show
 from bulk.live.cells import CellValue, column_order, csv_text
 
-__all__ = ["ExportFile"]
+__all__ = ["ExportFile", "write_atomically"]
 
 _FORMATS: Final = (".csv", ".parquet")
 _MARK: Final = "bulk_export"  # the header's key, holding the partial format's version
@@ -94,7 +94,7 @@ class ExportFile:
         with _reported(partial, "cannot use the partial export", UsageError):
             records = export._resume(header) if partial.exists() else []
             if not records:  # a partial that holds nothing is as good as a new one
-                _write_atomically(partial, lambda file: file.write(_line(header)))
+                write_atomically(partial, lambda file: file.write(_line(header)))
             export._file = partial.open("ab")
         for record in records:
             export._done.setdefault(record[REGION_COLUMN], set()).add(record[NAME_COLUMN])
@@ -158,7 +158,7 @@ class ExportFile:
         columns = column_order(self.service, present)
         write = _write_csv if self.path.suffix.lower() == ".csv" else _write_parquet
         with _reported(self.path, "cannot write the export"):
-            _write_atomically(self.path, lambda file: write(file, columns, rows))
+            write_atomically(self.path, lambda file: write(file, columns, rows))
             self.partial.unlink()
         return len(rows)
 
@@ -189,7 +189,7 @@ def _reported(path: Path, what: str, error: type[BulkError] = BulkError) -> Iter
         raise error(f"{_quoted(path)}: {what}: {exc.strerror or exc}") from None
 
 
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``path`` whole or not at all: a temporary file beside it, synced, then moved."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
