@@ -50,14 +50,13 @@ LIST_TENANTS = "ListResourceTenants"
 @dataclass
 class ExportProgress:
     """An export's live counters, for a progress display: sets ``listed`` and ``read`` (this
-    run), ``resumed`` (read by an earlier run), ``calls``; per lane, its sets."""
+    run), ``resumed`` (read by an earlier run); per lane, its sets."""
 
     listed: int = 0
     read: int = 0
     resumed: int = 0
     started: float = field(default_factory=time.monotonic)
     lanes: dict[str, int] = field(default_factory=dict)
-    stats: RunStats | None = None
 
     @property
     def left(self) -> int:
@@ -209,7 +208,6 @@ class _Exporter:
     ) -> ExportSummary:
         s = self.settings
         stats = RunStats(total=0, ledger=self.output)
-        self.progress.stats = stats
         with ExportFile.open(
             self.output, service=s.service, identity=self.identity(), force=self.force
         ) as file:
