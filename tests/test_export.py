@@ -71,7 +71,10 @@ def sts(monkeypatch: pytest.MonkeyPatch) -> Callable[[Emulator], None]:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-@pytest.mark.parametrize(("source", "target"), [("sesv2", "sesv2"), ("pinpoint-email", "sesv2")])
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("sesv2", "sesv2"), ("pinpoint-email", "pinpoint-email"), ("pinpoint-email", "sesv2")],
+)
 def test_round_trip(
     tmp_path: Path,
     threaded_emulator: ThreadedEmulator,
