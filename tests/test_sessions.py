@@ -91,6 +91,41 @@ class TestRoles:
         assert emulator.state.names(("222233334445", "us-east-1")) == ["set-1"]
         assert emulator.state.names(("222233334444", "eu-west-1")) == ["set-2"]
 
+    async def test_lanes_of_many_roles_share_one_client_per_region(
+        self, emulator: Emulator
+    ) -> None:
+        """Calls of six roles' lanes, all at once through the two Regions' clients: each set
+        lands in its own role's account, never in another's."""
+        roles = [role(300000000000 + i) for i in range(6)]
+        lanes = [Lane("sesv2", region, None, arn) for arn in roles for region in REGIONS]
+
+        async with pool(emulator) as targets:
+            made = {lane: await targets.get(lane) for lane in lanes}
+            clients = {id(target._client) for target in made.values()}
+
+            async def create(lane: Lane, n: int) -> None:
+                result = await made[lane].call(CREATE, {"ConfigurationSetName": f"set-{n}"})
+                assert result.kind is CallKind.OK, result
+
+            async with anyio.create_task_group() as tg:
+                for n in range(4):
+                    for lane in lanes:
+                        tg.start_soon(create, lane, n)
+
+        assert len(clients) == len(REGIONS)
+        for arn in roles:
+            account = arn.split(":")[4]
+            for region in REGIONS:
+                assert emulator.state.names((account, region)) == [f"set-{n}" for n in range(4)]
+
+    async def test_a_shared_clients_call_outside_any_lane_is_not_signed(
+        self, emulator: Emulator
+    ) -> None:
+        async with pool(emulator) as targets:
+            target = await targets.get(Lane("sesv2", "us-east-1", None, role(400000000000)))
+            with pytest.raises(RuntimeError, match="outside any lane"):
+                await target._client.list_configuration_sets()
+
     async def test_a_role_that_cannot_be_assumed_names_lane_role_and_what_to_check(
         self, emulator_factory: EmulatorFactory
     ) -> None:

@@ -3,8 +3,9 @@ call leaves.
 
 aiobotocore's :class:`~aiobotocore.httpsession.AIOHTTPSession` builds a TLS context for each
 client, loading the CA bundle into it: some 40 ms of CPU and about a megabyte each. A run
-has a client per lane (and an STS client per role), so 500 lanes paid 20 s of CPU and
-500 MB before their first create. A TLS context is meant to be shared by many connections:
+has several clients (one per service, Region and profile, one for STS per profile and
+Region), and with a client per lane 500 lanes once paid 20 s of CPU and 500 MB before their
+first create. A TLS context is meant to be shared by many connections:
 :class:`SharedTLSSession` builds one per way of verifying (``verify`` true, false or a CA
 bundle's path) and hands the same one to every client. A client certificate or a proxy
 keeps aiobotocore's own context per client (neither is shared by every client).

@@ -23,7 +23,7 @@ import aiobotocore
 import anyio
 from aiobotocore.config import AioConfig
 from botocore import xform_name
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.useragent import sanitize_user_agent_string_component
 
 from bulk.engine.answers import (
@@ -36,7 +36,7 @@ from bulk.engine.answers import (
 )
 from bulk.engine.credentials import CREDENTIAL_ERRORS, credential_message, quiet_refresh_logs
 from bulk.engine.http import SharedTLSSession, watch_departures
-from bulk.engine.sessions import Clock, Sessions, role_failure
+from bulk.engine.sessions import Clock, Sessions, role_failure, signing_as
 from bulk.errors import TargetError
 from bulk.models import Lane, bulk_version, redact_url
 
@@ -120,7 +120,9 @@ class ServiceTarget:
     attempt.
 
     ``sts`` opens an STS client with the same credentials, for :meth:`account`; without it
-    (a client made by hand) the account cannot be learned.
+    (a client made by hand) the account cannot be learned. ``credentials``: the lane's own,
+    when ``client`` is shared by lanes of several credentials (see
+    :meth:`~bulk.engine.sessions.Sessions.shared`); each call is signed with them.
     """
 
     def __init__(
@@ -130,8 +132,10 @@ class ServiceTarget:
         endpoint: str | None = None,
         *,
         sts: StsClients | None = None,
+        credentials: Any = None,
     ) -> None:
         self._client = client
+        self._credentials = credentials
         self.lane = lane
         # Where the lane's calls go, as a message may show it (no credentials in it).
         self.endpoint = endpoint or _endpoint_of(client)
@@ -159,7 +163,11 @@ class ServiceTarget:
         op = self._operation(operation)
         start = time.perf_counter()
         try:
-            response = await op.method(**request)
+            if self._credentials is None:
+                response = await op.method(**request)
+            else:
+                with signing_as(self._credentials):
+                    response = await op.method(**request)
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, self.lane)) from exc
         except Exception as exc:
@@ -340,13 +348,16 @@ def client_config(settings: ClientSettings, app_id: str | None = None) -> AioCon
 
 
 class TargetPool:
-    """The default :class:`Targets`: one aiobotocore client per lane, opened on first use and
-    proven by a pre-flight call; :meth:`aclose` (or leaving ``async with``) closes them all.
+    """The default :class:`Targets`: a :class:`ServiceTarget` per lane, opened on first use
+    and proven by a pre-flight call; :meth:`aclose` (or leaving ``async with``) closes them all.
 
-    Lanes appear as rows are read (``Region``, ``Profile`` and ``RoleArn`` columns), so clients
+    Lanes appear as rows are read (``Region``, ``Profile`` and ``RoleArn`` columns), so targets
     are made lazily; a lock per lane makes sure exactly one pre-flight runs for it. A lane's
     credentials come from :class:`~bulk.engine.sessions.Sessions` (its profile's, or its role's,
-    assumed once per role); ``clock`` is the time role credentials expire by.
+    assumed once per role); ``clock`` is the time role credentials expire by. The lanes of
+    one profile, service and Region share one aiobotocore client, each call signed with its
+    own lane's credentials (:meth:`~bulk.engine.sessions.Sessions.shared`): 250 roles in two
+    Regions are two clients, not 500.
     """
 
     def __init__(self, settings: ClientSettings, *, clock: Clock | None = None) -> None:
@@ -375,6 +386,8 @@ class TargetPool:
         )
         self._targets: dict[Lane, ServiceTarget] = {}
         self._locks: dict[Lane, anyio.Lock] = {}
+        self._clients: dict[tuple[str | None, str, str], Any] = {}
+        self._client_locks: dict[tuple[str | None, str, str], anyio.Lock] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -411,20 +424,12 @@ class TargetPool:
     async def _open(self, lane: Lane) -> ServiceTarget:
         try:
             session = await self._sessions.for_lane(lane)
-            # A fixed user_agent replaces botocore's builder, which would have added it.
-            app_id = session.get_config_variable("user_agent_appid")
-            config = client_config(self._settings, app_id) if app_id else self._config
-            client = await self._stack.enter_async_context(
-                session.create_client(
-                    lane.service,
-                    region_name=lane.region,
-                    endpoint_url=self._settings.endpoint_url,
-                    config=config,
-                )
-            )
+            credentials = await session.get_credentials()
+            if credentials is None:
+                raise NoCredentialsError()
+            client = await self._client(lane)
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, lane)) from exc
-        watch_departures(client)
         # The account id (for ARNs) comes from STS with the lane's own credentials, reached
         # as the sessions reach it for roles: sts_endpoint_url, else botocore's conventions.
         sts = functools.partial(
@@ -434,4 +439,30 @@ class TargetPool:
             endpoint_url=self._settings.sts_endpoint_url,
             config=self._sts_config,
         )
-        return ServiceTarget(client, lane, sts=sts)
+        return ServiceTarget(client, lane, sts=sts, credentials=credentials)
+
+    async def _client(self, lane: Lane) -> Any:
+        """The client of ``lane``'s service and Region that every lane of its profile shares,
+        each signing its calls with its own credentials (its profile's or its role's)."""
+        key = (lane.profile, lane.service, lane.region)
+        client = self._clients.get(key)
+        if client is None:
+            lock = self._client_locks.setdefault(key, anyio.Lock())
+            async with lock:
+                client = self._clients.get(key)
+                if client is None:
+                    session = self._sessions.shared(lane.profile)
+                    # A fixed user_agent replaces botocore's builder, which would have added it.
+                    app_id = session.get_config_variable("user_agent_appid")
+                    config = client_config(self._settings, app_id) if app_id else self._config
+                    client = await self._stack.enter_async_context(
+                        session.create_client(
+                            lane.service,
+                            region_name=lane.region,
+                            endpoint_url=self._settings.endpoint_url,
+                            config=config,
+                        )
+                    )
+                    watch_departures(client)
+                    self._clients[key] = client
+        return client
