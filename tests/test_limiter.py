@@ -15,7 +15,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from bulk.engine.limiter import AdaptiveLimiter, LimiterStats, WireWatch
-from bulk.engine.rate_control import FLOOR, INITIAL_WINDOW
+from bulk.engine.rate_control import FLOOR, INITIAL_WINDOW, JITTER_RETRY, MARGIN
 
 # -- the limiter: aiolimiter's bucket, in real time ---------------------------------------------
 
@@ -180,6 +180,27 @@ class TestAdaptiveLimiter:
         with anyio.fail_after(1):
             await limiter.acquire()  # after 50 ms the first call is taken as gone
         assert len(limiter._unsent) == 1
+
+    async def test_after_a_jitter_429_the_next_token_comes_a_share_of_an_interval_later(
+        self,
+    ) -> None:
+        # Held at its cap (5/s less the margin), a 429 is jitter: the service's bucket did
+        # not take the call's token, so the lane's bucket gives it back but for a share.
+        limiter = AdaptiveLimiter(5.0, 1, initial_rate=5.0 * (1 - MARGIN))
+        interval = 1 / limiter.controller.max_rate  # type: ignore[operator]
+        with anyio.fail_after(5):
+            await limiter.acquire()
+            limiter.on_success()
+            await limiter.acquire()
+            start = time.monotonic()
+            limiter.on_throttle()
+            assert limiter.quick_retry
+            await limiter.acquire()
+            waited = time.monotonic() - start
+        assert waited < 0.5 * interval
+        assert waited >= 0.9 * JITTER_RETRY * interval / (1 - 2 * MARGIN)
+        limiter.on_success()
+        assert not limiter.quick_retry
 
     async def test_statistics_are_a_frozen_snapshot(self) -> None:
         limiter = AdaptiveLimiter(100, 2, initial_rate=50)

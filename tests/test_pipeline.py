@@ -19,7 +19,9 @@ import pytest
 
 from bulk import Settings, Summary, TargetError, provision
 from bulk.engine.pipeline import Engine
+from bulk.engine.rate_control import MARGIN
 from bulk.engine.target import CallKind, CallResult
+from bulk.ledger.index import ResumeIndex
 from bulk.ledger.reader import read_records
 from bulk.models import Lane
 
@@ -270,6 +272,21 @@ class TestAnswers:
         assert (summary.retries, summary.throttled) == (1, 1)
         assert latest(path)["t-1"]["attempts"] == 2
         assert len(sleep.waits) == 1 and 0 <= sleep.waits[0] <= 0.25
+
+    async def test_a_429_at_the_lanes_cap_is_retried_without_a_backoff(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A lane held at its cap (the rate an earlier run learned, at --rate less a margin):
+        # a 429 there is jitter, and its retry is paced by the limiter alone.
+        monkeypatch.setattr(ResumeIndex, "learned_rate", lambda *_: 10.0 * (1 - MARGIN))
+        path = names_file(tmp_path, 3)
+        targets = ScriptedTargets({"t-1": [CallKind.THROTTLED, CallKind.OK]})
+        sleep = RecordedSleep()
+
+        summary = await run(path, targets, sleep, rate=10, burst=1)
+
+        assert summary.counts["created"] == 3 and (summary.retries, summary.throttled) == (1, 1)
+        assert sleep.waits == []
 
     async def test_exists_after_an_ambiguous_attempt_is_created(self, tmp_path: Path) -> None:
         # No idempotency token: the attempt whose answer was lost created it.

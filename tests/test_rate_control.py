@@ -25,6 +25,8 @@ from bulk.engine.rate_control import (
     FIRST_CUT,
     FLOOR,
     INITIAL_WINDOW,
+    JITTER_PROBES,
+    JITTER_RETRY,
     LIMIT_CALLS,
     MARGIN,
     MARGIN_DECAY,
@@ -192,6 +194,10 @@ def simulate(
             throttled += 1
             pending += 1
             controller.on_throttle(now)
+            share = controller.retry_share
+            if share is not None:  # jitter: the next call goes a share of an interval later
+                sync()
+                client.level = min(client.level, client.burst - 1.0 + share)
         sync()
         rates.append((now, client.rate))
     if schedule is None:
@@ -509,30 +515,56 @@ class TestRateController:
 
     def test_the_first_429_at_max_rate_in_startup_is_jitter(self) -> None:
         # --rate 1 against a 1/s service: the service took every call until one came early.
+        # The next call goes a tenth of a second later, and its success says jitter.
         controller = RateController(1.0)
         for second in range(5):
             controller.on_send(float(second))
             controller.on_success(second + 0.02)
         controller.on_send(5.0)
-        controller.on_throttle(5.001)
+        assert not controller.on_throttle(5.001)
+        assert controller.retry_share == JITTER_RETRY
+        controller.on_send(5.1)
+        controller.on_success(5.12)
         assert controller.phase is Phase.STEADY
         assert controller.rate == pytest.approx(1 - MARGIN)
 
+    def test_a_first_429_whose_next_call_fails_too_drains(self) -> None:
+        # A service at a tenth of --rate: a tenth of an interval later its bucket is still
+        # empty; the lane drains and searches from what the service took.
+        controller = RateController(10.0)
+        controller.on_send(0.0)
+        controller.on_success(0.02)
+        controller.on_send(0.1)
+        assert not controller.on_throttle(0.101)
+        assert controller.retry_share == JITTER_RETRY
+        controller.on_send(0.11)
+        assert controller.on_throttle(0.111)
+        assert controller.phase is Phase.SEARCH  # nothing under way: drained at once
+        assert controller.rate is not None and controller.rate < 10
+
+    def test_a_first_429_with_calls_under_way_drains_at_once(self) -> None:
+        controller = RateController(1000.0)
+        send(controller, 0.0, 4)
+        controller.on_success(0.01)
+        assert controller.on_throttle(0.011)
+        assert controller.phase is Phase.DRAIN
+        assert controller.retry_share is None
+
     def test_the_margin_widens_while_429s_keep_coming_then_cuts(self) -> None:
-        controller = steady_at(100, max_rate=100)
-        now = flow(controller, 0.0, 1.0)
+        controller = steady_at(100 * (1 - MARGIN), max_rate=100)  # held at its cap
+        now = flow(controller, 0.0, 0.1)
         rates = []
-        for _ in range(3):  # a 429 every 10 calls: more than any margin up to MAX_MARGIN costs
+        for _ in range(2):  # a 429 every 10 calls: more than any margin up to MAX_MARGIN costs
             controller.on_send(now)
             assert controller.on_throttle(now + 0.001)
             rates.append(controller.rate)
             now = flow(controller, now + 0.001, 0.1)
-        assert rates == pytest.approx([100 * (1 - m) for m in (MARGIN, 2 * MARGIN, MAX_MARGIN)])
+        assert rates == pytest.approx([100 * (1 - m) for m in (2 * MARGIN, MAX_MARGIN)])
         # At MAX_MARGIN they still come: the service takes less than --rate after all.
         controller.on_send(now)
         assert controller.on_throttle(now + 0.001)
         assert controller.rate is not None and controller.rate < 100 * (1 - MAX_MARGIN) * 0.99
-        assert controller.decreases == 4
+        assert controller.decreases == 3
 
     def test_a_rare_429_at_the_cap_keeps_the_margin(self) -> None:
         controller = steady_at(100, max_rate=100)
@@ -552,6 +584,58 @@ class TestRateController:
         controller.on_send(now)
         assert not controller.on_throttle(now + 0.001)
         assert controller.rate == pytest.approx(100 * (1 - MAX_MARGIN))
+
+    def test_a_429_at_the_cap_lets_the_next_call_go_soon(self) -> None:
+        # The service's bucket was a few milliseconds short of a token: the next call need
+        # not wait a whole interval, and its own 429, if the bucket is still short, is the
+        # same jitter: neither the margin nor the rate moves for it.
+        controller = steady_at(1.0 - MARGIN, max_rate=1.0)  # held at its cap
+        now = flow(controller, 0.0, 10.0)
+        assert controller.retry_share is None
+        controller.on_send(now)
+        controller.on_throttle(now + 0.02)
+        assert controller.retry_share == JITTER_RETRY
+        rate, decreases = controller.rate, controller.decreases
+        for probe in range(1, JITTER_PROBES):
+            controller.on_send(now + probe)
+            assert not controller.on_throttle(now + probe + 0.02)
+            assert controller.retry_share == pytest.approx(JITTER_RETRY * 2**probe)
+            assert (controller.rate, controller.decreases) == (rate, decreases)
+        controller.on_send(now + JITTER_PROBES)
+        controller.on_success(now + JITTER_PROBES + 0.02)
+        assert controller.retry_share is None
+        assert (controller.rate, controller.decreases) == (rate, decreases)
+
+    def test_no_early_call_makes_a_second_hold_more_than_rate_and_burst(self) -> None:
+        # At 1/s with a burst of 1 a lane sends at most two calls in any one second: the
+        # 429's and one more. A second 429 in that second waits its whole interval.
+        controller = steady_at(1.0 - MARGIN, max_rate=1.0)
+        now = flow(controller, 0.0, 10.0)
+        controller.on_send(now)
+        controller.on_throttle(now + 0.02)
+        assert controller.retry_share == JITTER_RETRY
+        controller.on_send(now + 0.12)
+        controller.on_throttle(now + 0.14)
+        assert controller.retry_share is None
+
+    def test_429s_that_keep_coming_after_the_last_probe_count_as_usual(self) -> None:
+        controller = steady_at(1.0 - MARGIN, max_rate=1.0)
+        now = flow(controller, 0.0, 10.0)
+        for probe in range(JITTER_PROBES):
+            controller.on_send(now + probe)
+            controller.on_throttle(now + probe + 0.02)
+        margin = controller.margin
+        controller.on_send(now + JITTER_PROBES)
+        assert controller.on_throttle(now + JITTER_PROBES + 0.02)  # the margin widens
+        assert controller.margin == pytest.approx(2 * margin)
+
+    def test_a_429_below_the_cap_waits_its_interval(self) -> None:
+        # Probing above what the service took: a limit, not jitter; no early call after it.
+        controller = steady_at(50, max_rate=100)
+        now = flow(controller, 0.0, 3.0)
+        controller.on_send(now)
+        assert controller.on_throttle(now + 0.001)
+        assert controller.retry_share is None
 
     def test_the_margin_narrows_once_429s_stop(self) -> None:
         controller = steady_at(100, max_rate=100)

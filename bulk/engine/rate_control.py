@@ -37,10 +37,16 @@ as the lane's learned rate. Instead the lane keeps its rate and spaces its calls
 wider: a first 429 at the cap sets a margin of ``MARGIN`` (0.5%: 5 ms at 1/s), and it doubles,
 up to ``MAX_MARGIN``, only while 429s there come more often than the wider margin would cost; a
 rare late call is cheaper to take as it comes. The margin halves after ``MARGIN_DECAY`` calls
-without a 429 at the cap. Only 429s that keep coming at ``MAX_MARGIN`` (more than one in
-``LIMIT_CALLS`` calls) say the service takes less than ``max_rate``, and the cut below applies.
-So a lane that holds at its cap learns, and saves, a rate within ``MAX_MARGIN`` of ``max_rate``,
-and a run resumed from that rate holds there, margin and all.
+without a 429 at the cap. A 429 at the cap also lets the lane's next call go a tenth of an
+interval later, not a whole one (:attr:`RateController.retry_share`): the service's bucket was
+only a few milliseconds short, and it did not take that call's token; so does a lane's first
+429, while it sends one call at a time, and the early call's answer tells jitter (it goes
+through) from a lower limit (it does not, and the lane drains). Only 429s that keep coming at
+``MAX_MARGIN`` (more than one in ``LIMIT_CALLS`` calls) say the service takes less than
+``max_rate``, and the cut below applies. Early calls are for lanes of at most
+``JITTER_RETRY_RATE``, where an interval is long. So a lane that holds at its cap learns,
+and saves, a rate within ``MAX_MARGIN`` of ``max_rate``, and a run resumed from that rate
+holds there, margin and all.
 
 Estimating ``R`` without collapsing on one 429: a 429 means the service's bucket is empty at
 that moment, so between two 429s the successes count ``R`` times the time between them (give or
@@ -92,6 +98,15 @@ MAX_MARGIN = 0.02
 #: At MAX_MARGIN, two 429s at the cap within this many calls (more than 1% of calls throttled)
 #: say the service takes less than ``max_rate`` after all: the regular cut applies.
 LIMIT_CALLS = 100
+#: A 429 at the cap lets the next call go this share of an interval later, not a whole one
+#: (see RateController.retry_share); the share doubles for each 429 of those calls in a row,
+#: up to JITTER_PROBES 429s.
+JITTER_RETRY = 0.1
+JITTER_PROBES = 4
+#: Above this rate (calls per second) a 429 costs an interval of under 50 ms, about the jitter
+#: itself: an early call would often find the service's bucket still short, and each such
+#: 429 spent is a call the service counts. Lanes that fast wait their interval.
+JITTER_RETRY_RATE = 20.0
 #: The margin halves (below MARGIN: goes) after this many calls without a 429 at the cap.
 MARGIN_DECAY = 500
 #: The cut of a further 429 in an episode that does not say more yet.
@@ -173,6 +188,9 @@ class RateController:
         self.succeeded = 0
         self.throttled = 0
         self.decreases = 0
+        # Jitter 429s in a row, and how soon the next call may go (see :attr:`retry_share`).
+        self._probes = 0
+        self._retry_share: float | None = None
         self._floor = min(FLOOR, max_rate) if max_rate is not None else FLOOR
         self._window = max(INITIAL_WINDOW, burst + 2)
         self._last_answer: float | None = None  # time of the last answer (or first send)
@@ -225,6 +243,22 @@ class RateController:
         """The rate calls may go out at now (requests/s); ``None``: no limit."""
         return self._rate
 
+    @property
+    def retry_share(self) -> float | None:
+        """After a 429 taken for jitter: how soon the next call may go, as a share of one
+        interval (``None``: the next call waits a whole interval).
+
+        A 429 at the cap is a call that reached the service a little before its bucket
+        refilled, not a rate above the limit: that bucket was nearly full, and did not take
+        the call's token. So the next call goes a share of an interval later
+        (:data:`JITTER_RETRY`), not a whole one. Its own 429 belongs to the same jitter (it
+        changes neither the margin nor the rate), and the share doubles for each, up to
+        :data:`JITTER_PROBES` of them; after that, 429s count as usual. The early call is
+        still one of the lane's calls: it goes early only while the second that ends with it
+        holds fewer than ``max_rate + burst`` calls, the most a lane ever sends in one.
+        """
+        return self._retry_share
+
     def window_wait(self, now: float, queued: int = 0) -> float:
         """Seconds a call must wait for an answer before it may go (0: go now).
 
@@ -258,8 +292,14 @@ class RateController:
 
     def on_success(self, now: float) -> None:
         """A call got an answer that is not a 429."""
+        probed = self._probes and self.phase is Phase.STARTUP
+        self._probes, self._retry_share = 0, None
         self.succeeded += 1
         self._last_answer = now
+        if probed:
+            # The call after the first 429 went through a share of an interval later: the
+            # service's bucket was only that short, and the lane's rate is its limit.
+            self._hold_at_cap(now)
         self.update(now)
 
     def on_throttle(self, now: float) -> bool:
@@ -268,12 +308,22 @@ class RateController:
         self.throttled += 1
         self._last_answer = now
         acted = False
+        probes, self._probes, self._retry_share = self._probes, 0, None
+        if self.phase is Phase.STARTUP and self._try_startup_probe(probes, now):
+            return False
         if self.phase is Phase.STARTUP:
             # Every call under way was sent blind at the startup pace: stop and count them.
             self.phase = Phase.DRAIN
             self._hold_until = now + WAIT_LIMIT
             self.decreases += 1
             acted = True
+        elif probes and probes < JITTER_PROBES and self._at_cap():
+            # The call that went again soon after a jitter 429 came a little early too.
+            self._probes = probes + 1
+            self._retry_early(now)
+            if self._retry_share is None:
+                self._probes = 0
+            return False
         elif self.phase in (Phase.SEARCH, Phase.STEADY) and not held:
             margin = self._jitter_margin() if self._at_cap() else None
             if margin is None:
@@ -281,6 +331,10 @@ class RateController:
                 acted = True
             else:
                 acted = self._set_margin(margin, now)
+                self._probes = 1
+                self._retry_early(now)
+                if self._retry_share is None:
+                    self._probes = 0
         self._throttles.append((now, self.succeeded))
         self.update(now)
         return acted
@@ -344,15 +398,41 @@ class RateController:
             # The service took about all the lane sent at max_rate: jitter, not a lower limit.
             # (Early on, one round trip in the span makes this low: then SEARCH gets back to
             # the cap within a second, and a 429 there is jitter all the same.)
-            self._margin, self._margin_sent = MARGIN, self.sent
-            self.phase = Phase.STEADY
-            self._rate = self._start_rate = self._ceiling = self._cap()
-            self._since = now
+            self._hold_at_cap(now)
             return
         self.phase = Phase.SEARCH
         self._rate = self._start_rate = self._ceiling = min(
             self.max_rate, max(self._floor, estimate)
         )
+        self._since = now
+
+    def _try_startup_probe(self, probes: int, now: float) -> bool:
+        """At the first 429 of a lane that sends one call at a time, let the next call go a
+        share of an interval later (``True``), instead of draining.
+
+        A lane at ``--rate`` 1/s has sent a handful of calls when jitter brings its first
+        429; successes over time are then too few to tell jitter from a lower limit (one
+        success in the second before the 429 reads as 0.9/s, and the lane would search up
+        from there for a minute). The next call tells: a service whose bucket was only
+        jitter short takes it a tenth of an interval later; one whose limit is lower does
+        not (at a tenth of ``--rate``, its bucket is nine intervals short), and the lane
+        drains as before. Only with nothing else under way: calls in flight at the 429 say
+        the lane was sending faster than its answers came, which a drain counts.
+        """
+        if probes or not self.succeeded or self.succeeded + self.throttled < self.sent:
+            return False
+        self._probes = 1
+        self._retry_early(now)
+        if self._retry_share is None:
+            self._probes = 0
+            return False
+        return True
+
+    def _hold_at_cap(self, now: float) -> None:
+        """The 429s so far were jitter: hold at ``max_rate`` less a first margin."""
+        self._margin, self._margin_sent = max(self._margin, MARGIN), self.sent
+        self.phase = Phase.STEADY
+        self._rate = self._start_rate = self._ceiling = self._cap()
         self._since = now
 
     def _decrease(self, now: float) -> None:
@@ -408,6 +488,19 @@ class RateController:
         if calls * 2 * margin >= 1:
             return margin
         return min(MAX_MARGIN, 2 * margin)
+
+    def _retry_early(self, now: float) -> None:
+        """Let the next call go ``retry_share`` of an interval from now, if the second that
+        would end with it holds fewer than ``max_rate + burst`` calls, and the lane's rate
+        is at most :data:`JITTER_RETRY_RATE`."""
+        assert self.max_rate is not None and self._rate is not None
+        if self._rate > JITTER_RETRY_RATE:
+            return
+        share = JITTER_RETRY * 2.0 ** (self._probes - 1)
+        since = now + share / self._rate - 1.0
+        sent = sum(1 for when in self._sends if when > since)
+        if sent + 1 <= self.max_rate + self.burst:
+            self._retry_share = share
 
     def _set_margin(self, margin: float, now: float) -> bool:
         """Hold at ``max_rate`` less ``margin``; ``True`` if that lowered the rate."""

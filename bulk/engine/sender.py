@@ -431,7 +431,11 @@ class LaneCalls:
         return self._sender.control.stopping.is_set() or self.lane.stopped
 
     async def backoff(self, seconds: float) -> None:
-        """A retry's wait, cut short by a stop."""
+        """A retry's wait, cut short by a stop; none after a 429 the limiter took for jitter
+        (it gave the token back, and paces the retry itself)."""
+        last = self.last
+        if last is not None and last.kind is CallKind.THROTTLED and self.limiter.quick_retry:
+            return
         sender = self._sender
         await sender.control.backoff(seconds, sender._retry_sleep)
 
