@@ -560,7 +560,12 @@ class TestRateController:
             rates.append(controller.rate)
             now = flow(controller, now + 0.001, 0.1)
         assert rates == pytest.approx([100 * (1 - m) for m in (2 * MARGIN, MAX_MARGIN)])
-        # At MAX_MARGIN they still come: the service takes less than --rate after all.
+        # At MAX_MARGIN they still come: the service takes less than --rate after all. The
+        # first of them may be the end of a cluster of jitter; the next is a limit.
+        controller.on_send(now)
+        assert not controller.on_throttle(now + 0.001)
+        assert controller.rate == pytest.approx(100 * (1 - MAX_MARGIN))
+        now = flow(controller, now + 0.001, 0.1)
         controller.on_send(now)
         assert controller.on_throttle(now + 0.001)
         assert controller.rate is not None and controller.rate < 100 * (1 - MAX_MARGIN) * 0.99

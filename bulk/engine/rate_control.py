@@ -42,7 +42,7 @@ interval later, not a whole one (:attr:`RateController.retry_share`): the servic
 only a few milliseconds short, and it did not take that call's token; so does a lane's first
 429, while it sends one call at a time, and the early call's answer tells jitter (it goes
 through) from a lower limit (it does not, and the lane drains). Only 429s that keep coming at
-``MAX_MARGIN`` (more than one in ``LIMIT_CALLS`` calls) say the service takes less than
+``MAX_MARGIN`` (``LIMIT_THROTTLES`` in ``LIMIT_CALLS`` calls) say the service takes less than
 ``max_rate``, and the cut below applies. Early calls are for lanes of at most
 ``JITTER_RETRY_RATE``, where an interval is long. So a lane that holds at its cap learns,
 and saves, a rate within ``MAX_MARGIN`` of ``max_rate``, and a run resumed from that rate
@@ -95,9 +95,13 @@ FIRST_BETA = 0.98
 #: ``max_rate``.
 MARGIN = 0.005
 MAX_MARGIN = 0.02
-#: At MAX_MARGIN, two 429s at the cap within this many calls (more than 1% of calls throttled)
-#: say the service takes less than ``max_rate`` after all: the regular cut applies.
+#: Once the margin is MAX_MARGIN, LIMIT_THROTTLES more 429s at the cap within LIMIT_CALLS
+#: calls (more than 1% of calls throttled, at the widest margin) say the service takes less
+#: than ``max_rate`` after all: the regular cut applies. The 429 that widened the margin to
+#: MAX_MARGIN is not one of them: jitter comes in clusters (an event loop busy for a moment
+#: delays several calls of a lane in a row), and a cluster widens the margin in a few calls.
 LIMIT_CALLS = 100
+LIMIT_THROTTLES = 2
 #: A 429 at the cap lets the next call go this share of an interval later, not a whole one
 #: (see RateController.retry_share); the share doubles for each 429 of those calls in a row,
 #: up to JITTER_PROBES 429s.
@@ -211,6 +215,8 @@ class RateController:
         # of them (or at the margin's last decay).
         self._margin = 0.0
         self._margin_sent = 0
+        # ``sent`` at the last 429s at the cap at MAX_MARGIN (see _jitter_margin).
+        self._at_max: deque[int] = deque(maxlen=LIMIT_THROTTLES)
         self._throttles: deque[tuple[float, int]] = deque(maxlen=HISTORY)  # (time, successes)
         self._sends: deque[float] = deque()  # send times, for the rate actually sent
         self._rate: float | None
@@ -289,6 +295,7 @@ class RateController:
             # the curve, long past its plateau, follows at once).
             self._margin = self._margin / 2 if self._margin >= 2 * MARGIN else 0.0
             self._margin_sent = self.sent
+            self._at_max.clear()
 
     def on_success(self, now: float) -> None:
         """A call got an answer that is not a 429."""
@@ -469,6 +476,7 @@ class RateController:
         self._ceiling = ceiling
         self._since = self._last_decrease = now
         self.decreases += 1
+        self._at_max.clear()
         self._hold(now)
 
     def _jitter_margin(self) -> float | None:
@@ -477,14 +485,18 @@ class RateController:
         A margin of ``m`` costs ``m`` of the throughput, a 429 about one call: the margin
         doubles only while 429s come more often than once in ``1 / 2m`` calls, which a wider
         margin would cost; a rarer one (a call held up on its way) is cheaper to take as it
-        comes. At MAX_MARGIN, 429s more often than once in LIMIT_CALLS calls are a limit.
+        comes. At MAX_MARGIN, LIMIT_THROTTLES 429s within LIMIT_CALLS calls are a limit.
         """
         margin = self._margin
         calls = self.sent - self._margin_sent  # since the last 429 at the cap
         if margin == 0.0:
             return MARGIN
         if margin >= MAX_MARGIN:
-            return None if calls < LIMIT_CALLS else margin
+            at_max = self._at_max
+            at_max.append(self.sent)
+            if len(at_max) == LIMIT_THROTTLES and self.sent - at_max[0] < LIMIT_CALLS:
+                return None
+            return margin
         if calls * 2 * margin >= 1:
             return margin
         return min(MAX_MARGIN, 2 * margin)
