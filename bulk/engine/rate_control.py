@@ -326,10 +326,7 @@ class RateController:
             acted = True
         elif probes and probes < JITTER_PROBES and self._at_cap():
             # The call that went again soon after a jitter 429 came a little early too.
-            self._probes = probes + 1
-            self._retry_early(now)
-            if self._retry_share is None:
-                self._probes = 0
+            self._retry_early(probes + 1, now)
             return False
         elif self.phase in (Phase.SEARCH, Phase.STEADY) and not held:
             margin = self._jitter_margin() if self._at_cap() else None
@@ -338,10 +335,7 @@ class RateController:
                 acted = True
             else:
                 acted = self._set_margin(margin, now)
-                self._probes = 1
-                self._retry_early(now)
-                if self._retry_share is None:
-                    self._probes = 0
+                self._retry_early(1, now)
         self._throttles.append((now, self.succeeded))
         self.update(now)
         return acted
@@ -428,12 +422,7 @@ class RateController:
         """
         if probes or not self.succeeded or self.succeeded + self.throttled < self.sent:
             return False
-        self._probes = 1
-        self._retry_early(now)
-        if self._retry_share is None:
-            self._probes = 0
-            return False
-        return True
+        return self._retry_early(1, now)
 
     def _hold_at_cap(self, now: float) -> None:
         """The 429s so far were jitter: hold at ``max_rate`` less a first margin."""
@@ -501,18 +490,20 @@ class RateController:
             return margin
         return min(MAX_MARGIN, 2 * margin)
 
-    def _retry_early(self, now: float) -> None:
-        """Let the next call go ``retry_share`` of an interval from now, if the second that
-        would end with it holds fewer than ``max_rate + burst`` calls, and the lane's rate
-        is at most :data:`JITTER_RETRY_RATE`."""
+    def _retry_early(self, probes: int, now: float) -> bool:
+        """Let the next call go ``retry_share`` of an interval from now, the ``probes``-th
+        early call in a row (``True``), if the lane's rate is at most
+        :data:`JITTER_RETRY_RATE` and the second that would end with that call holds fewer
+        than ``max_rate + burst`` calls; else the next call waits its interval."""
         assert self.max_rate is not None and self._rate is not None
-        if self._rate > JITTER_RETRY_RATE:
-            return
-        share = JITTER_RETRY * 2.0 ** (self._probes - 1)
+        share = JITTER_RETRY * 2.0 ** (probes - 1)
         since = now + share / self._rate - 1.0
-        sent = sum(1 for when in self._sends if when > since)
-        if sent + 1 <= self.max_rate + self.burst:
-            self._retry_share = share
+        if self._rate > JITTER_RETRY_RATE or (
+            sum(1 for when in self._sends if when > since) + 1 > self.max_rate + self.burst
+        ):
+            return False
+        self._probes, self._retry_share = probes, share
+        return True
 
     def _set_margin(self, margin: float, now: float) -> bool:
         """Hold at ``max_rate`` less ``margin``; ``True`` if that lowered the rate."""
