@@ -121,8 +121,9 @@ class ServiceTarget:
 
     ``sts`` opens an STS client with the same credentials, for :meth:`account`; without it
     (a client made by hand) the account cannot be learned. ``credentials``: the lane's own,
-    when ``client`` is shared by lanes of several credentials (see
-    :meth:`~bulk.engine.sessions.Sessions.shared`); each call is signed with them.
+    which each call is signed with when ``client`` is shared by lanes of several credentials
+    (see :meth:`~bulk.engine.sessions.Sessions.shared`); a client of one lane's own (made by
+    hand) signs with its own, and needs none.
     """
 
     def __init__(
@@ -163,11 +164,8 @@ class ServiceTarget:
         op = self._operation(operation)
         start = time.perf_counter()
         try:
-            if self._credentials is None:
+            with signing_as(self._credentials):
                 response = await op.method(**request)
-            else:
-                with signing_as(self._credentials):
-                    response = await op.method(**request)
         except CREDENTIAL_ERRORS as exc:
             raise TargetError(credential_message(exc, self.lane)) from exc
         except Exception as exc:
